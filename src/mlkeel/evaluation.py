@@ -1,0 +1,50 @@
+"""Scoring a model on a labelled test set with every metric that fits its task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlkeel.metrics import Task
+
+
+def evaluate(model: Any, features: pd.DataFrame, labels: pd.Series, task: Task) -> dict[str, float]:
+    """The task's metrics for `model` on (`features`, `labels`); probability metrics only when
+    the model has ``predict_proba``."""
+    from sklearn import metrics
+
+    predictions = np.asarray(model.predict(features))
+    if task == "regression":
+        return {
+            "rmse": float(np.sqrt(metrics.mean_squared_error(labels, predictions))),
+            "mae": float(metrics.mean_absolute_error(labels, predictions)),
+            "r2": float(metrics.r2_score(labels, predictions)),
+        }
+    classes = np.unique(labels)
+    binary = len(classes) <= 2
+    scores = {
+        "accuracy": float(metrics.accuracy_score(labels, predictions)),
+        "f1": float(
+            metrics.f1_score(
+                labels,
+                predictions,
+                average="binary" if binary else "macro",
+                pos_label=classes[-1] if binary else 1,
+            )
+        ),
+    }
+    if hasattr(model, "predict_proba"):
+        probabilities = np.asarray(model.predict_proba(features))
+        model_classes = list(getattr(model, "classes_", classes))
+        scores["log_loss"] = float(metrics.log_loss(labels, probabilities, labels=model_classes))
+        if len(classes) > 1:
+            scores["roc_auc"] = float(
+                metrics.roc_auc_score(labels, probabilities[:, -1])
+                if binary
+                else metrics.roc_auc_score(
+                    labels, probabilities, multi_class="ovr", labels=model_classes
+                )
+            )
+    return scores

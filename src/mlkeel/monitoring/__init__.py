@@ -1,0 +1,1 @@
+"""Monitoring: baseline profiles, drift statistics, summaries, the monitor job and alerts."""

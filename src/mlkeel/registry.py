@@ -1,0 +1,411 @@
+"""The model registry: MLflow, and the only module that imports it.
+
+A version carries its lineage as tags (``mlkeel.*``), its metrics, and beside the model files
+two JSON documents: the input schema and the baseline profile. The artifact digest recorded
+at registration is checked on every load, so a tampered or corrupted model is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from mlkeel.errors import ArtifactIntegrityError, ModelNotFoundError, RegistryError
+from mlkeel.lineage import sha256_tree
+from mlkeel.schema import InputSchema
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+TAG = "mlkeel."
+SCHEMA_FILE = "input_schema.json"
+PROFILE_FILE = "baseline_profile.json"
+MODEL_DIR = "model"
+ALIASES = ("champion", "challenger", "canary", "shadow")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered model version and its lineage, as scripts see it (``--json``)."""
+
+    name: str
+    version: int
+    aliases: list[str]
+    created_at: str
+    metrics: dict[str, float]
+    data_hash: str | None
+    code_commit: str | None
+    run_id: str | None
+    lineage: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model loaded from the registry, ready to predict."""
+
+    info: VersionInfo
+    model: Any
+    schema: InputSchema
+    profile: dict[str, Any]
+    path: Path
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What training hands the registry to store as a new version."""
+
+    name: str
+    model: Any
+    params: Mapping[str, Any]
+    metrics: Mapping[str, float]
+    lineage: Mapping[str, Any]
+    schema: InputSchema
+    profile: Mapping[str, Any]
+    pip_requirements: list[str]
+    code_module: ModuleType | None = None
+
+
+class Registry:
+    """Register, list, alias and load model versions in one MLflow store."""
+
+    def __init__(
+        self, tracking_uri: str, experiment: str, artifact_location: str | None, cache_dir: Path
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.artifact_location = artifact_location
+        self.cache_dir = cache_dir
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            _check_reachable(self.tracking_uri)
+            from mlflow import MlflowClient
+
+            _quiet_mlflow_logs()  # after the import, which configures MLflow's loggers
+
+            with _registry_errors("connecting to", self.tracking_uri):
+                self._client = MlflowClient(self.tracking_uri, self.tracking_uri)
+        return self._client
+
+    # ---- writing -------------------------------------------------------------------------
+    def register(self, candidate: Candidate) -> VersionInfo:
+        """Log one run and one new model version; on any failure leave neither behind."""
+        client = self.client
+        with _registry_errors("registering a model in", self.tracking_uri):
+            experiment_id = self._experiment_id()
+            run = client.create_run(experiment_id, run_name=f"train-{candidate.name}")
+        run_id = run.info.run_id
+        version: str | None = None
+        try:
+            with tempfile.TemporaryDirectory(prefix="mlkeel-") as scratch:
+                model_dir = Path(scratch) / MODEL_DIR
+                _save_model(candidate, model_dir)
+                digest = sha256_tree(model_dir)
+                self._log_run(run_id, candidate)
+                client.log_artifacts(run_id, str(model_dir), MODEL_DIR)
+            tags = _lineage_tags(candidate, digest)
+            self._ensure_registered_model(candidate.name)
+            created = client.create_model_version(
+                candidate.name, f"{run.info.artifact_uri}/{MODEL_DIR}", run_id, tags=tags
+            )
+            version = str(created.version)
+            client.set_terminated(run_id, "FINISHED")
+        except Exception as exc:
+            self._abandon(candidate.name, version, run_id)
+            if isinstance(exc, RegistryError):
+                raise
+            raise RegistryError(
+                f"registering {candidate.name!r} in {display_uri(self.tracking_uri)} failed "
+                f"({exc.__class__.__name__}: {exc}); nothing was registered"
+            ) from exc
+        return self.version(candidate.name, int(version))
+
+    def set_alias(self, name: str, alias: str, version: int) -> VersionInfo:
+        """Point `alias` of `name` at `version` and record when it moved."""
+        info = self.version(name, version)
+        with _registry_errors("moving an alias in", self.tracking_uri):
+            self.client.set_registered_model_alias(name, alias, str(version))
+            self.client.set_model_version_tag(name, str(version), f"{TAG}{alias}_since", _now())
+        return info
+
+    def _log_run(self, run_id: str, candidate: Candidate) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        stamp = int(datetime.now(UTC).timestamp() * 1000)
+        params = [Param(key, _text(value)[:6000]) for key, value in candidate.params.items()]
+        metrics = [Metric(key, value, stamp, 0) for key, value in candidate.metrics.items()]
+        tags = [RunTag(f"{TAG}{key}", _text(value)) for key, value in candidate.lineage.items()]
+        self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+
+    def _experiment_id(self) -> str:
+        experiment = self.client.get_experiment_by_name(self.experiment)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        return str(self.client.create_experiment(self.experiment, self.artifact_location))
+
+    def _ensure_registered_model(self, name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(name)
+
+    def _abandon(self, name: str, version: str | None, run_id: str) -> None:
+        """Undo a half-finished registration; failures here are logged, the cause is raised."""
+        try:
+            if version is not None:
+                self.client.delete_model_version(name, version)
+            self.client.set_terminated(run_id, "FAILED")
+        except Exception:
+            log.exception("could not clean up the failed registration of %s (run %s)", name, run_id)
+
+    # ---- reading -------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        with _registry_errors("listing models in", self.tracking_uri):
+            return sorted(model.name for model in self.client.search_registered_models())
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """Every version of `name`, newest first."""
+        with _registry_errors("listing versions in", self.tracking_uri):
+            found = self.client.search_model_versions(f"name = '{_quote(name)}'")
+        if not found:
+            raise ModelNotFoundError(
+                f"no registered model {name!r} in {display_uri(self.tracking_uri)}; "
+                f"registered: {', '.join(self.names()) or 'none'} (train one with 'mlkeel train')"
+            )
+        aliases = self._aliases(name)
+        infos = [_info(v, aliases.get(str(v.version), [])) for v in found]
+        return sorted(infos, key=lambda info: info.version, reverse=True)
+
+    def version(self, name: str, version: int) -> VersionInfo:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.get_model_version(name, str(version))
+        except MlflowException:
+            known = [str(info.version) for info in self.versions(name)]
+            raise ModelNotFoundError(
+                f"model {name!r} has no version {version}; versions: {', '.join(known)}"
+            ) from None
+        return _info(found, self._aliases(name).get(str(version), []))
+
+    def resolve(self, name: str, alias: str) -> VersionInfo:
+        """The version `alias` points at."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            self.versions(name)  # raises a clear error when the model itself is unknown
+            raise ModelNotFoundError(
+                f"model {name!r} has no {alias!r} version yet; "
+                f"promote one with 'mlkeel promote {name} VERSION'"
+            ) from None
+        return _info(found, self._aliases(name).get(str(found.version), []))
+
+    def latest(self, name: str) -> VersionInfo:
+        return self.versions(name)[0]
+
+    def load(self, name: str, version: int) -> LoadedModel:
+        """Download (once) and load `version`, refusing it if its digest does not match."""
+        info = self.version(name, version)
+        path = self._download(info)
+        expected = info.lineage.get("artifact_sha256")
+        actual = sha256_tree(path / MODEL_DIR)
+        if expected != actual:
+            shutil.rmtree(path, ignore_errors=True)
+            raise ArtifactIntegrityError(
+                f"model {name!r} version {version}: artifact digest {actual} does not match "
+                f"{expected} recorded at registration; the files were changed after they were "
+                "registered, so they are not loaded. Retrain or restore the artifact."
+            )
+        schema = InputSchema.from_dict(json.loads((path / SCHEMA_FILE).read_text()))
+        profile = json.loads((path / PROFILE_FILE).read_text())
+        return LoadedModel(info, _load_pickled(path / MODEL_DIR), schema, profile, path)
+
+    def _download(self, info: VersionInfo) -> Path:
+        import mlflow.artifacts
+
+        target = self.cache_dir / info.name / str(info.version)
+        with _registry_errors("downloading a model from", self.tracking_uri):
+            source = self.client.get_model_version_download_uri(info.name, str(info.version))
+            staging = Path(tempfile.mkdtemp(prefix="download-", dir=_mkdir(self.cache_dir)))
+            mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(staging))
+        # Downloads land beside the cache and are renamed in, so a reader never sees half.
+        shutil.rmtree(target, ignore_errors=True)
+        _mkdir(target.parent)
+        staging.rename(target)
+        return target
+
+    def _aliases(self, name: str) -> dict[str, list[str]]:
+        with _registry_errors("reading aliases in", self.tracking_uri):
+            model = self.client.get_registered_model(name)
+        by_version: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():
+            by_version.setdefault(str(version), []).append(alias)
+        return by_version
+
+
+def _save_model(candidate: Candidate, model_dir: Path) -> None:
+    """Save with MLflow's scikit-learn flavour, so ``mlflow models serve`` can load it too.
+
+    cloudpickle, not skops: the user's model may hold their own classes, which skops refuses
+    unless trusted by a list stored in the model itself (no protection). Integrity comes from
+    the digest recorded at registration instead; model files are code, see the README.
+    """
+    import cloudpickle
+    import mlflow.sklearn
+
+    # By value, so the artifact runs without the project's train.py on the import path.
+    if candidate.code_module is not None:
+        cloudpickle.register_pickle_by_value(candidate.code_module)
+    try:
+        mlflow.sklearn.save_model(
+            candidate.model,
+            str(model_dir),
+            serialization_format="cloudpickle",
+            pip_requirements=candidate.pip_requirements,
+        )
+    finally:
+        if candidate.code_module is not None:
+            cloudpickle.unregister_pickle_by_value(candidate.code_module)
+    (model_dir / SCHEMA_FILE).write_text(json.dumps(candidate.schema.to_dict(), indent=1))
+    (model_dir / PROFILE_FILE).write_text(json.dumps(candidate.profile, indent=1))
+
+
+def _load_pickled(model_dir: Path) -> Any:
+    import pickle
+
+    import yaml
+
+    spec = yaml.safe_load((model_dir / "MLmodel").read_text())
+    filename = spec["flavors"]["sklearn"]["pickled_model"]
+    with (model_dir / filename).open("rb") as handle:
+        # Trusted: the digest of these exact bytes was checked against the registry above.
+        return pickle.load(handle)  # noqa: S301
+
+
+def _lineage_tags(candidate: Candidate, digest: str) -> dict[str, str]:
+    tags = {f"{TAG}{key}": _text(value) for key, value in candidate.lineage.items()}
+    tags[f"{TAG}artifact_sha256"] = digest
+    tags[f"{TAG}metrics"] = json.dumps(dict(candidate.metrics), sort_keys=True)
+    return tags
+
+
+def _info(version: ModelVersion, aliases: list[str]) -> VersionInfo:
+    tags = dict(version.tags or {})
+    lineage = {
+        key[len(TAG) :]: _untext(value) for key, value in tags.items() if key.startswith(TAG)
+    }
+    metrics = lineage.pop("metrics", {}) or {}
+    created = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)
+    return VersionInfo(
+        name=version.name,
+        version=int(version.version),
+        aliases=sorted(aliases),
+        created_at=created.isoformat(timespec="seconds"),
+        metrics={key: float(value) for key, value in metrics.items()},
+        data_hash=lineage.get("data_sha256"),
+        code_commit=lineage.get("code_commit"),
+        run_id=version.run_id,
+        lineage=lineage,
+    )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _untext(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "''")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _check_reachable(tracking_uri: str) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when the store is unreachable."""
+    if tracking_uri.startswith(("http://", "https://")):
+        import httpx
+
+        try:
+            httpx.get(tracking_uri.rstrip("/") + "/health", timeout=5.0)
+        except httpx.HTTPError as exc:
+            raise RegistryError(
+                f"cannot reach the MLflow tracking server at {display_uri(tracking_uri)} "
+                f"({exc.__class__.__name__}); start it or set MLKEEL_TRACKING_URI"
+            ) from None
+    elif tracking_uri.startswith("sqlite:///"):
+        database = Path(tracking_uri[len("sqlite:///") :])
+        try:
+            _mkdir(database.parent)
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot create the MLflow store folder {database.parent}: {exc.strerror}; "
+                "set tracking_uri in mlkeel.toml or MLKEEL_TRACKING_URI"
+            ) from None
+
+
+def _quiet_mlflow_logs() -> None:
+    # MLflow narrates store migrations and warns about pickle on every save; we decided both.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextmanager
+def _registry_errors(action: str, uri: str) -> Iterator[None]:
+    """Turn MLflow and database failures into one RegistryError naming the store."""
+    try:
+        yield
+    except RegistryError:
+        raise
+    except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
+        if (
+            not isinstance(exc, MlflowException | OSError)
+            and "sqlalchemy" not in type(exc).__module__
+        ):
+            raise
+        raise RegistryError(
+            f"{action} the MLflow store {display_uri(uri)} failed: "
+            f"{exc.__class__.__name__}: {_first_line(exc)}"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+def display_uri(uri: str) -> str:
+    """`uri` with any password masked, for messages and logs."""
+    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", uri)

@@ -1,0 +1,203 @@
+"""Project settings: ``mlkeel.toml`` overlaid with ``MLKEEL_*`` environment variables.
+
+Precedence, highest first: an ``MLKEEL_*`` environment variable, then ``mlkeel.toml``, then
+the defaults below. A nested key is spelled with double underscores:
+``MLKEEL_MODELS__BREAST_CANCER__TEST_SIZE=0.3`` overrides ``[models.breast_cancer] test_size``.
+This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlkeel.errors import ConfigError
+from mlkeel.metrics import METRICS, Task, metric_names
+
+CONFIG_FILE = "mlkeel.toml"
+ENV_PREFIX = "MLKEEL_"
+# Names double as environment-variable segments, so they are restricted to what survives that.
+MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class ModelConfig(BaseModel):
+    """One model of the project: how to train it and how to judge it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    train: str = Field(description="training entry point, 'module:function'")
+    data: str | None = Field(default=None, description="CSV or Parquet file, or a glob of them")
+    data_query: str | None = Field(default=None, description="SQL query returning the data")
+    data_url: str | None = Field(default=None, description="SQLAlchemy URL for data_query")
+    target: str
+    task: Task
+    metric: str
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    test_data: str | None = Field(default=None, description="a fixed test file instead of a split")
+    seed: int = 42
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("train")
+    @classmethod
+    def _entry_point(cls, value: str) -> str:
+        if not ENTRY_POINT.match(value):
+            raise ValueError("must be 'module:function', e.g. 'train:train'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if (self.data is None) == (self.data_query is None):
+            raise ValueError("set exactly one of 'data' (a file or glob) or 'data_query' (SQL)")
+        if self.data_query is not None and self.data_url is None:
+            raise ValueError("'data_query' needs 'data_url', the database to run it on")
+        allowed = metric_names(self.task)
+        if self.metric not in allowed:
+            raise ValueError(
+                f"metric {self.metric!r} does not fit task {self.task!r}; allowed: {allowed}"
+            )
+        return self
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS[self.metric].higher_is_better
+
+
+class Settings(BaseModel):
+    """Everything mlkeel reads from the project: stores and models."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project_dir: Path
+    project: str
+    tracking_uri: str = "sqlite:///.mlkeel/mlflow.db"
+    database_url: str = "sqlite:///.mlkeel/mlkeel.db"
+    artifact_root: str = ".mlkeel/artifacts"
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for name, body in value.items():
+            if not MODEL_NAME.match(name):
+                raise ValueError(
+                    f"model name {name!r} must be lower-case letters, digits and '_', "
+                    "starting with a letter"
+                )
+            if isinstance(body, dict):
+                body.setdefault("name", name)
+        return value
+
+    def model(self, name: str | None = None) -> ModelConfig:
+        """The named model, or the only one when `name` is None."""
+        if name is None:
+            if len(self.models) == 1:
+                return next(iter(self.models.values()))
+            raise ConfigError(
+                f"{self.project_dir / CONFIG_FILE} defines {len(self.models)} models "
+                f"({', '.join(self.models) or 'none'}); choose one with --model NAME"
+            )
+        try:
+            return self.models[name]
+        except KeyError:
+            raise ConfigError(
+                f"no model {name!r} in {self.project_dir / CONFIG_FILE}; "
+                f"defined: {', '.join(self.models) or 'none'}"
+            ) from None
+
+    def path(self, value: str) -> Path:
+        """A path from the config, relative to the project folder."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.project_dir / path
+
+    def store_url(self, url: str) -> str:
+        """`url` with a relative SQLite path anchored at the project folder, not the cwd."""
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(self.path(rest))
+        return url
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.store_url(self.tracking_uri)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.store_url(self.database_url)
+
+
+def load_settings(project_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``project_dir/mlkeel.toml`` and overlay ``MLKEEL_*`` variables from `environ`."""
+    environ = os.environ if environ is None else environ
+    project_dir = project_dir.resolve()
+    config_path = project_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise ConfigError(
+            f"no {CONFIG_FILE} in {project_dir}; run 'mlkeel init {project_dir}' to create one, "
+            "or pass --project DIR"
+        )
+    try:
+        raw: dict[str, Any] = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path} is not valid TOML: {exc}") from None
+    origins = _overlay_environment(raw, environ)
+    raw.setdefault("project", project_dir.name)
+    try:
+        return Settings(project_dir=project_dir, **raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_path, origins)) from None
+
+
+def _overlay_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Write every ``MLKEEL_*`` value into `raw`; return key path -> variable name."""
+    origins: dict[str, str] = {}
+    for variable, value in sorted(environ.items()):
+        if not variable.startswith(ENV_PREFIX) or variable in _NOT_CONFIG:
+            continue
+        keys = variable[len(ENV_PREFIX) :].lower().split("__")
+        node = raw
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{variable} sets a key below {key!r}, which is not a table")
+            node = child
+        node[keys[-1]] = _env_value(value) if "params" in keys[:-1] else value
+        origins[".".join(keys)] = variable
+    return origins
+
+
+# Variables with the prefix that are not config keys (read by the CLI through Typer).
+_NOT_CONFIG = frozenset({"MLKEEL_PROJECT"})
+
+
+def _env_value(text: str) -> Any:
+    """A training parameter from the environment: a TOML literal if it parses, else the string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _describe(exc: ValidationError, config_path: Path, origins: Mapping[str, str]) -> str:
+    lines = [f"invalid configuration in {config_path}:"]
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        key = ".".join(loc) or "(top level)"
+        source = origins.get(key)
+        where = f"{key} (from {source})" if source else key
+        message = error["msg"].removeprefix("Value error, ")
+        got = error.get("input")
+        shown = "" if isinstance(got, dict) or error["type"] == "missing" else f" (got {got!r})"
+        lines.append(f"  {where}: {message}{shown}")
+    return "\n".join(lines)
