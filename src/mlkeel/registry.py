@@ -12,6 +12,7 @@ import logging
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -225,11 +226,14 @@ class Registry:
     def load(self, name: str, version: int) -> LoadedModel:
         """Download (once) and load `version`, refusing it if its digest does not match."""
         info = self.version(name, version)
-        path = self._download(info)
         expected = info.lineage.get("artifact_sha256")
-        actual = sha256_tree(path / MODEL_DIR)
+        root = self.cache_dir / info.name / str(info.version)
+        if not (root.is_dir() and sha256_tree(root / MODEL_DIR) == expected):
+            root = self._download(info, root)
+        path = root / MODEL_DIR
+        actual = sha256_tree(path)
         if expected != actual:
-            shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
             raise ArtifactIntegrityError(
                 f"model {name!r} version {version}: artifact digest {actual} does not match "
                 f"{expected} recorded at registration; the files were changed after they were "
@@ -237,12 +241,11 @@ class Registry:
             )
         schema = InputSchema.from_dict(json.loads((path / SCHEMA_FILE).read_text()))
         profile = json.loads((path / PROFILE_FILE).read_text())
-        return LoadedModel(info, _load_pickled(path / MODEL_DIR), schema, profile, path)
+        return LoadedModel(info, _load_pickled(path), schema, profile, path)
 
-    def _download(self, info: VersionInfo) -> Path:
+    def _download(self, info: VersionInfo, target: Path) -> Path:
         import mlflow.artifacts
 
-        target = self.cache_dir / info.name / str(info.version)
         with _registry_errors("downloading a model from", self.tracking_uri):
             source = self.client.get_model_version_download_uri(info.name, str(info.version))
             staging = Path(tempfile.mkdtemp(prefix="download-", dir=_mkdir(self.cache_dir)))
@@ -276,12 +279,15 @@ def _save_model(candidate: Candidate, model_dir: Path) -> None:
     if candidate.code_module is not None:
         cloudpickle.register_pickle_by_value(candidate.code_module)
     try:
-        mlflow.sklearn.save_model(
-            candidate.model,
-            str(model_dir),
-            serialization_format="cloudpickle",
-            pip_requirements=candidate.pip_requirements,
-        )
+        with warnings.catch_warnings():
+            # MLflow's pyfunc module warns about its own type hints when first imported.
+            warnings.filterwarnings("ignore", ".*type hint is inferred as AnyType", UserWarning)
+            mlflow.sklearn.save_model(
+                candidate.model,
+                str(model_dir),
+                serialization_format="cloudpickle",
+                pip_requirements=candidate.pip_requirements,
+            )
     finally:
         if candidate.code_module is not None:
             cloudpickle.unregister_pickle_by_value(candidate.code_module)

@@ -70,6 +70,22 @@ class ModelConfig(BaseModel):
         return METRICS[self.metric].higher_is_better
 
 
+class ServingConfig(BaseModel):
+    """How ``mlkeel serve`` listens, what it accepts, and how it follows the registry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_batch_rows: int = Field(default=10_000, ge=1)
+    reload_seconds: float = Field(default=2.0, gt=0, description="registry poll interval")
+    batching: bool = Field(default=False, description="adaptive micro-batching of requests")
+    batch_max_rows: int = Field(default=256, ge=1)
+    batch_max_wait_ms: float = Field(default=2.0, ge=0)
+
+
 class Settings(BaseModel):
     """Everything mlkeel reads from the project: stores and models."""
 
@@ -81,6 +97,7 @@ class Settings(BaseModel):
     database_url: str = "sqlite:///.mlkeel/mlkeel.db"
     artifact_root: str = ".mlkeel/artifacts"
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -167,11 +184,13 @@ def _overlay_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dic
             continue
         keys = variable[len(ENV_PREFIX) :].lower().split("__")
         node = raw
-        for key in keys[:-1]:
+        for index, key in enumerate(keys[:-1]):
+            keys[index] = key = _existing_key(node, key)
             child = node.setdefault(key, {})
             if not isinstance(child, dict):
                 raise ConfigError(f"{variable} sets a key below {key!r}, which is not a table")
             node = child
+        keys[-1] = _existing_key(node, keys[-1])
         node[keys[-1]] = _env_value(value) if "params" in keys[:-1] else value
         origins[".".join(keys)] = variable
     return origins
@@ -179,6 +198,11 @@ def _overlay_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dic
 
 # Variables with the prefix that are not config keys (read by the CLI through Typer).
 _NOT_CONFIG = frozenset({"MLKEEL_PROJECT"})
+
+
+def _existing_key(table: dict[str, Any], key: str) -> str:
+    """The file's spelling of `key`: variables are upper-case, parameters like ``C`` are not."""
+    return next((existing for existing in table if existing.lower() == key), key)
 
 
 def _env_value(text: str) -> Any:

@@ -1,0 +1,72 @@
+"""Shared fixtures: a clean environment, a real MLflow store, scaffolded projects.
+
+Creating an MLflow SQLite store runs its migrations (~2 s here), so one store is created per
+session and each test gets a byte copy of it: hermetic and fast.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlkeel.registry import Registry
+from mlkeel.scaffold import init_project
+from mlkeel.settings import Settings, load_settings
+
+TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by its folder: unit, integration or e2e."""
+    for item in items:
+        kind = Path(str(item.fspath)).relative_to(TESTS).parts[0]
+        if kind in {"unit", "integration", "e2e"}:
+            item.add_marker(kind)
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No MLKEEL_* or MLFLOW_* variable from the developer's shell leaks into a test."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("MLKEEL_", "MLFLOW_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialised, empty MLflow SQLite store to copy from."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    from mlflow import MlflowClient
+
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def make_project(root: Path, store: Path, example: str | None = "breast_cancer") -> Path:
+    """A scaffolded project whose MLflow store is a copy of `store`."""
+    init_project(root, example)
+    (root / ".mlkeel").mkdir(exist_ok=True)
+    shutil.copyfile(store, root / ".mlkeel" / "mlflow.db")
+    return root
+
+
+@pytest.fixture
+def project(tmp_path: Path, mlflow_store: Path) -> Path:
+    """A breast_cancer project with an empty MLflow store."""
+    return make_project(tmp_path / "project", mlflow_store)
+
+
+@pytest.fixture
+def settings(project: Path) -> Settings:
+    return load_settings(project, environ={})
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Registry:
+    from mlkeel.cli.compose import registry_for
+
+    return registry_for(settings)
