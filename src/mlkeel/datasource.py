@@ -93,10 +93,11 @@ def _load_query(config: ModelConfig) -> Dataset:
     try:
         with engine.connect() as connection:
             frame = pd.read_sql_query(sqlalchemy.text(query), connection)
-    except sqlalchemy.exc.SQLAlchemyError as exc:
+    except (sqlalchemy.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, sqlalchemy.exc.SQLAlchemyError) else exc
+        detail = (str(getattr(cause, "orig", None) or cause).strip().splitlines() or [""])[0]
         raise DataError(
-            f"data query on {engine.url!r} failed: {exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0]}"
+            f"data query on {engine.url!r} failed: {cause.__class__.__name__}: {detail}"
         ) from None
     finally:
         engine.dispose()

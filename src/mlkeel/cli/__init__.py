@@ -6,6 +6,7 @@ import sys
 
 import click
 import typer
+from rich.markup import escape
 
 from mlkeel.cli import demo, models, project
 from mlkeel.cli.console import err_console
@@ -34,6 +35,6 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("aborted")
         sys.exit(130)
     except MlkeelError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

@@ -97,7 +97,7 @@ def _list_models(registry: Registry, as_json: bool) -> None:
         aliases = {alias: v.version for v in versions for alias in v.aliases}
         rows.append({"name": name, "latest": versions[0].version, "aliases": aliases})
     if as_json:
-        console.print_json(json.dumps(rows))
+        console.out(json.dumps(rows, indent=2))
         return
     table = Table("model", "latest", "aliases")
     for row in rows:
@@ -109,7 +109,7 @@ def _list_models(registry: Registry, as_json: bool) -> None:
 def _list_versions(registry: Registry, name: str, as_json: bool) -> None:
     versions = registry.versions(name)
     if as_json:
-        console.print_json(json.dumps([_listing(v) for v in versions]))
+        console.out(json.dumps([_listing(v) for v in versions], indent=2))
         return
     table = Table(
         "version", "aliases", "created_at", "metrics", "data_hash", "code_commit", "run_id"
@@ -134,9 +134,8 @@ def _listing(info: VersionInfo) -> dict[str, Any]:
 
 def _show_version(info: VersionInfo, as_json: bool) -> None:
     if as_json:
-        console.print_json(
-            json.dumps({"name": info.name, **_listing(info), "lineage": info.lineage})
-        )
+        document = {"name": info.name, **_listing(info), "lineage": info.lineage}
+        console.out(json.dumps(document, indent=2))
         return
     table = Table("field", "value", title=f"{info.name} version {info.version}", show_header=False)
     for key, value in {"name": info.name, **_listing(info), **info.lineage}.items():

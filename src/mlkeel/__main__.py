@@ -1,0 +1,5 @@
+"""``python -m mlkeel``: the same CLI as the ``mlkeel`` console script."""
+
+from mlkeel.cli import main
+
+main()
