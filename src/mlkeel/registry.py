@@ -11,7 +11,9 @@ import json
 import logging
 import re
 import shutil
+import sqlite3
 import tempfile
+import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -98,9 +100,12 @@ class Registry:
             from mlflow import MlflowClient
 
             _quiet_mlflow_logs()  # after the import, which configures MLflow's loggers
-
-            with _registry_errors("connecting to", self.tracking_uri):
+            with (
+                _registry_errors("connecting to", self.tracking_uri),
+                _fresh_store_template(self.tracking_uri),
+            ):
                 self._client = MlflowClient(self.tracking_uri, self.tracking_uri)
+                self._client.search_experiments(max_results=1)  # creates the store now
         return self._client
 
     # ---- writing -------------------------------------------------------------------------
@@ -370,8 +375,7 @@ def _check_reachable(tracking_uri: str) -> None:
                 f"cannot reach the MLflow tracking server at {display_uri(tracking_uri)} "
                 f"({exc.__class__.__name__}); start it or set MLKEEL_TRACKING_URI"
             ) from None
-    elif tracking_uri.startswith("sqlite:///"):
-        database = Path(tracking_uri[len("sqlite:///") :])
+    elif (database := _sqlite_path(tracking_uri)) is not None:
         try:
             _mkdir(database.parent)
         except OSError as exc:
@@ -379,6 +383,43 @@ def _check_reachable(tracking_uri: str) -> None:
                 f"cannot create the MLflow store folder {database.parent}: {exc.strerror}; "
                 "set tracking_uri in mlkeel.toml or MLKEEL_TRACKING_URI"
             ) from None
+
+
+@contextmanager
+def _fresh_store_template(tracking_uri: str) -> Iterator[None]:
+    """Create a new local SQLite store by copying an empty one, not by migrating.
+
+    MLflow builds a new store by running its whole migration history (~1.7 s here, paid by
+    every new project, demo and test). The first store made on this machine for an MLflow
+    version is kept as a template; later new stores start as a copy of it.
+    """
+    database = _sqlite_path(tracking_uri)
+    if database is None or database.exists():
+        yield
+        return
+    from mlflow.version import VERSION
+
+    template = Path.home() / ".cache" / "mlkeel" / f"mlflow-{VERSION}-empty-store.db"
+    if template.is_file():
+        shutil.copyfile(template, database)
+        yield
+        return
+    yield
+    try:
+        _mkdir(template.parent)
+        staging = template.with_suffix(f".{uuid.uuid4().hex}.tmp")
+        with sqlite3.connect(database) as source, sqlite3.connect(staging) as copy:
+            source.backup(copy)
+        staging.replace(template)
+    except (OSError, sqlite3.Error) as exc:
+        log.debug("not caching an empty MLflow store at %s: %s", template, exc)
+
+
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix) or tracking_uri.endswith(":memory:"):
+        return None
+    return Path(tracking_uri[len(prefix) :])
 
 
 def _quiet_mlflow_logs() -> None:

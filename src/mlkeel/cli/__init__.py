@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 from rich.markup import escape
 
-from mlkeel.cli import demo, models, project
+from mlkeel.cli import demo, loadtest, models, project, serve
 from mlkeel.cli.console import err_console
 from mlkeel.errors import MlkeelError
 
@@ -19,22 +18,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (project, models, demo):
+for module in (project, models, demo, loadtest, serve):
     module.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; a domain error prints one readable paragraph and exits non-zero."""
-    command = typer.main.get_command(app)
+    """Run the CLI; a domain error prints one readable paragraph and exits non-zero.
+
+    Usage errors (exit 2) and Ctrl-C are Typer's own standalone handling.
+    """
     try:
-        code = command.main(args=argv, prog_name="mlkeel", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
+        app(args=argv, prog_name="mlkeel")
     except MlkeelError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)

@@ -15,7 +15,6 @@ import warnings
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special, stats  # type: ignore[import-untyped]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -80,6 +79,8 @@ def js_distance(p_counts: npt.ArrayLike, q_counts: npt.ArrayLike) -> float:
     p = p / p.sum()
     q = q / q.sum()
     m = (p + q) / 2.0
+    from scipy import special  # type: ignore[import-untyped]
+
     divergence = (special.rel_entr(p, m).sum() + special.rel_entr(q, m).sum()) / (2 * np.log(2))
     return float(np.sqrt(np.clip(divergence, 0.0, 1.0)))
 
@@ -131,6 +132,9 @@ def ks_test(reference: npt.ArrayLike, current: npt.ArrayLike) -> tuple[float, fl
     KS needs no bins, but its p-value flags negligible shifts once samples reach ~1M rows:
     read the statistic as an effect size and the p-value as a small-sample guard.
     """
+    # Imported here: scipy.stats costs ~1 s at import, and profiling at training needs none of it.
+    from scipy import stats  # type: ignore[import-untyped]
+
     ref = _sample(reference, "reference")
     cur = _sample(current, "current")
     with warnings.catch_warnings():
@@ -165,6 +169,8 @@ def chi2_test(
     expected = np.where(expected > 0, expected, pseudo_count)
     expected = expected / expected.sum() * actual.sum()
     statistic = float(np.sum((actual - expected) ** 2 / expected))
+    from scipy import stats
+
     p_value = float(stats.chi2.sf(statistic, expected.size - 1))
     return statistic, float(np.clip(p_value, 0.0, 1.0))
 
