@@ -131,3 +131,19 @@ def test_artifact_holds_schema_and_profile_beside_model(
     schema = json.loads((loaded.path / "input_schema.json").read_text())
     assert schema["target"] == {"name": "target", "task": "classification", "classes": [0, 1]}
     assert len(schema["features"]) == 30
+
+
+def test_new_store_starts_from_cached_empty_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    first = Registry(f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}", "p", None, tmp_path / "c")
+    assert first.names() == []
+    templates = list((tmp_path / "home" / ".cache" / "mlkeel").glob("mlflow-*-empty-store.db"))
+    assert len(templates) == 1
+
+    second = Registry(f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}", "p", None, tmp_path / "c")
+    second.client.create_registered_model("copied")
+
+    assert second.names() == ["copied"]
+    assert first.names() == []
