@@ -125,7 +125,7 @@ def _gitignore_text() -> str:
 
 
 def _breast_cancer_csv() -> str:
-    from sklearn.datasets import load_breast_cancer  # type: ignore[import-untyped]
+    from sklearn.datasets import load_breast_cancer
 
     frame = load_breast_cancer(as_frame=True).frame
     # "mean concave points" -> "mean_concave_points": names that work as identifiers.

@@ -91,7 +91,7 @@ def models(
 
 
 def _list_models(registry: Registry, as_json: bool) -> None:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in registry.names():
         versions = registry.versions(name)
         aliases = {alias: v.version for v in versions for alias in v.aliases}
@@ -101,8 +101,8 @@ def _list_models(registry: Registry, as_json: bool) -> None:
         return
     table = Table("model", "latest", "aliases")
     for row in rows:
-        aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(row["aliases"].items())) or "-"
-        table.add_row(row["name"], str(row["latest"]), aliases)
+        shown = ", ".join(f"{a}=v{v}" for a, v in sorted(row["aliases"].items())) or "-"
+        table.add_row(row["name"], str(row["latest"]), shown)
     console.print(table if rows else "No registered models yet: run 'mlkeel train'.")
 
 

@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped]
-from pandas.api.types import is_bool_dtype, is_numeric_dtype  # type: ignore[import-untyped]
+import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from mlkeel.monitoring.stats import histogram, quantile_edges
 

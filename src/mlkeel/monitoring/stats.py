@@ -79,7 +79,7 @@ def js_distance(p_counts: npt.ArrayLike, q_counts: npt.ArrayLike) -> float:
     p = p / p.sum()
     q = q / q.sum()
     m = (p + q) / 2.0
-    from scipy import special  # type: ignore[import-untyped]
+    from scipy import special
 
     divergence = (special.rel_entr(p, m).sum() + special.rel_entr(q, m).sum()) / (2 * np.log(2))
     return float(np.sqrt(np.clip(divergence, 0.0, 1.0)))
@@ -133,7 +133,7 @@ def ks_test(reference: npt.ArrayLike, current: npt.ArrayLike) -> tuple[float, fl
     read the statistic as an effect size and the p-value as a small-sample guard.
     """
     # Imported here: scipy.stats costs ~1 s at import, and profiling at training needs none of it.
-    from scipy import stats  # type: ignore[import-untyped]
+    from scipy import stats
 
     ref = _sample(reference, "reference")
     cur = _sample(current, "current")
