@@ -7,6 +7,7 @@ session and each test gets a byte copy of it: hermetic and fast.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,46 @@ def registry(settings: Settings) -> Registry:
     from mlkeel.cli.compose import registry_for
 
     return registry_for(settings)
+
+
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL for this session, dropped afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"mlkeel_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, migrated operational database on each backend."""
+    import sqlalchemy as sa
+
+    from mlkeel.db import make_engine, metadata, upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'mlkeel.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    upgrade(engine)
+    yield url
+    if request.param == "postgresql":
+        with engine.begin() as connection:
+            for table in reversed(metadata.sorted_tables):
+                connection.execute(sa.delete(table))
+    engine.dispose()

@@ -8,7 +8,16 @@ The tree::
     ├── TrainingError                the user's train() raised or returned an unusable model
     ├── RegistryError                the MLflow store is unreachable or refuses an operation
     │   └── ModelNotFoundError       no such model, version or alias
-    └── ArtifactIntegrityError       a model artifact does not match the digest recorded for it
+    ├── ArtifactIntegrityError       a model artifact does not match the digest recorded for it
+    ├── DatabaseError                the operational database is unreachable or refuses a query
+    └── ServingError                 the server refuses a request (400); ``error_type``, ``field``
+        ├── MalformedRequestError    the body is not JSON (400)
+        ├── InvalidInputError        the rows do not fit the model's input schema (422)
+        ├── PayloadTooLargeError     the body or the number of rows is over the limit (413)
+        ├── ModelNotServedError      the server does not serve that model (404)
+        └── ModelNotReadyError       the model is configured but not loaded yet (503)
+
+``http_status`` on each class is the one error -> HTTP status table the server uses.
 
 Messages name the bad value, what is allowed, and what to do next.
 """
@@ -53,3 +62,58 @@ class ModelNotFoundError(RegistryError):
 
 class ArtifactIntegrityError(MlkeelError):
     """A model artifact does not match the SHA-256 digest recorded at registration."""
+
+
+class DatabaseError(MlkeelError):
+    """The operational database (prediction log, history) is unreachable or refused a query."""
+
+    http_status = 503
+
+
+class ServingError(MlkeelError):
+    """A request the model server refuses; ``error_type`` and ``field`` say what and where."""
+
+    http_status = 400
+    error_type = "bad_request"
+
+    def __init__(
+        self, message: str, *, field: str | None = None, error_type: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        if error_type is not None:
+            self.error_type = error_type
+
+
+class MalformedRequestError(ServingError):
+    """The request body is not valid JSON."""
+
+    error_type = "malformed_json"
+
+
+class InvalidInputError(ServingError):
+    """The request is JSON but does not fit the model's input schema or the API's shape."""
+
+    http_status = 422
+    error_type = "invalid_input"
+
+
+class PayloadTooLargeError(ServingError):
+    """The request body or its number of rows is over the configured limit."""
+
+    http_status = 413
+    error_type = "payload_too_large"
+
+
+class ModelNotServedError(ServingError):
+    """The server does not serve a model of that name."""
+
+    http_status = 404
+    error_type = "unknown_model"
+
+
+class ModelNotReadyError(ServingError):
+    """The model is configured but no version of it is loaded (yet)."""
+
+    http_status = 503
+    error_type = "model_not_ready"

@@ -1,0 +1,224 @@
+"""The log writer: takes records off the request path and stores them, losing nothing.
+
+``submit`` appends to an in-memory queue (O(1), never raises). One thread drains it in
+batches of up to ``batch_size`` at least every ``flush_seconds``: into the database while it
+answers, else into the spool, which is replayed once the database is back. Only when the
+queue itself overflows (the thread cannot even reach the disk) are records dropped, each one
+counted and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from mlkeel.prediction_log.record import PredictionRecord
+from mlkeel.prediction_log.repository import PredictionRepository
+from mlkeel.prediction_log.spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WriterStats:
+    """Running totals, exported as Prometheus metrics by the server."""
+
+    submitted: int = 0
+    written: int = 0
+    duplicates: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    dropped: int = 0
+    failures: int = 0
+    queue_depth: int = 0
+    database_up: bool = True
+
+
+@dataclass(frozen=True)
+class _Item:
+    records: Sequence[PredictionRecord]
+    done: Future[None] | None = None
+
+
+class PredictionLogWriter:
+    """Batches records into the database, or the spool while the database cannot take them."""
+
+    def __init__(
+        self,
+        repository: PredictionRepository,
+        spool: Spool,
+        *,
+        batch_size: int = 1000,
+        flush_seconds: float = 1.0,
+        queue_limit: int = 200_000,
+        retry_seconds: float = 2.0,
+    ) -> None:
+        self.repository = repository
+        self.spool = spool
+        self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self.queue_limit = queue_limit
+        self.retry_seconds = retry_seconds
+        self.stats = WriterStats()
+        self._queue: deque[_Item] = deque()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._idle = threading.Condition()
+        self._counting = threading.Lock()  # submit runs on many threads, the writer on one
+        self._thread: threading.Thread | None = None
+        self._retry_at = 0.0
+
+    # ---- the request side ----------------------------------------------------------------
+    def submit(self, records: Sequence[PredictionRecord]) -> None:
+        """Queue `records` for writing. O(1); never raises, never blocks."""
+        self._enqueue(_Item(records))
+
+    def submit_durable(self, records: Sequence[PredictionRecord]) -> Future[None]:
+        """Queue `records`; the future completes once they are in the database or spool."""
+        done: Future[None] = Future()
+        self._enqueue(_Item(records, done))
+        self._wake.set()
+        return done
+
+    def _enqueue(self, item: _Item) -> None:
+        count = len(item.records)
+        with self._counting:
+            full = self.stats.queue_depth + count > self.queue_limit
+            if full:
+                self.stats.dropped += count
+            else:
+                self.stats.submitted += count
+                self.stats.queue_depth += count
+                self._queue.append(item)
+        if full:
+            log.error("prediction log queue full (%d records): dropped %d", self.queue_limit, count)
+            if item.done is not None:
+                item.done.set_exception(OverflowError("prediction log queue is full"))
+            return
+        if self.stats.queue_depth >= self.batch_size:
+            self._wake.set()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="mlkeel-log-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Drain everything queued (to the database or the spool), then stop."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("prediction log writer did not drain within %.0f s", timeout)
+        self.spool.seal()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything submitted so far is stored; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self.stats.queue_depth > 0:
+                self._wake.set()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(min(remaining, 0.05))
+        return True
+
+    # ---- the writer thread ---------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            stopping = self._stopping.is_set()
+            while self._queue:
+                self._write(self._take())
+            self._maybe_replay()
+            with self._idle:
+                self._idle.notify_all()
+            if stopping:
+                return
+
+    def _take(self) -> list[_Item]:
+        items, count = [], 0
+        while self._queue and count < self.batch_size:
+            item = self._queue.popleft()
+            items.append(item)
+            count += len(item.records)
+        return items
+
+    def _write(self, items: list[_Item]) -> None:
+        records = [record for item in items for record in item.records]
+        try:
+            if self.stats.database_up:
+                self._insert(records)
+            else:
+                self._to_spool(records)
+            for item in items:
+                if item.done is not None:
+                    item.done.set_result(None)
+        except Exception as exc:  # the spool itself failed: nothing left to put them in
+            with self._counting:
+                self.stats.dropped += len(records)
+            log.exception("prediction log: %d records lost, spool unwritable", len(records))
+            for item in items:
+                if item.done is not None:
+                    item.done.set_exception(exc)
+        finally:
+            with self._counting:
+                self.stats.queue_depth -= len(records)
+
+    def _insert(self, records: list[PredictionRecord]) -> None:
+        try:
+            inserted = self.repository.insert(records)
+        except Exception as exc:
+            self.stats.failures += 1
+            self.stats.database_up = False
+            self._retry_at = time.monotonic() + self.retry_seconds
+            log.warning(
+                "prediction log database unavailable (%s: %s); spooling to %s",
+                exc.__class__.__name__, str(exc).splitlines()[0] if str(exc) else "",
+                self.spool.directory,
+            )  # fmt: skip
+            self._to_spool(records)
+            return
+        self.stats.written += inserted
+        self.stats.duplicates += len(records) - inserted
+
+    def _to_spool(self, records: list[PredictionRecord]) -> None:
+        self.spool.append(records)
+        self.stats.spooled += len(records)
+
+    def _maybe_replay(self) -> None:
+        if self.stats.database_up and not self.spool.active and self._retry_at == 0.0:
+            return
+        if time.monotonic() < self._retry_at:
+            return
+        self.spool.seal()
+        try:
+            replayed, duplicates = self.spool.replay(self.repository.insert, self.batch_size)
+        except Exception as exc:
+            self.stats.failures += 1
+            self.stats.database_up = False
+            self._retry_at = time.monotonic() + self.retry_seconds
+            log.info("prediction log database still unavailable: %s", exc.__class__.__name__)
+            return
+        self.stats.replayed += replayed
+        self.stats.duplicates += duplicates
+        self.stats.database_up = True
+        self._retry_at = 0.0
+        if replayed or duplicates:
+            log.warning("prediction log database is back: replayed %d spooled records", replayed)
+
+    def replay_pending(self) -> tuple[int, int]:
+        """Replay spool files left by an earlier process (after a crash); call before start."""
+        replayed, duplicates = self.spool.replay(self.repository.insert, self.batch_size)
+        self.stats.replayed += replayed
+        self.stats.duplicates += duplicates
+        return replayed, duplicates

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from private_postgres import PrivateCluster
+
+from mlkeel.db import make_engine, upgrade
+from mlkeel.prediction_log.record import PredictionRecord
+from mlkeel.prediction_log.repository import PredictionRepository
+from mlkeel.prediction_log.spool import Spool
+from mlkeel.prediction_log.writer import PredictionLogWriter
+
+
+def records(prefix: str, count: int) -> list[PredictionRecord]:
+    now = datetime.now(UTC)
+    return [
+        PredictionRecord(now, "m", 1, "champion", f"{prefix}-{i}", 0, {"x": float(i)}, 0, None, 1.0)
+        for i in range(count)
+    ]
+
+
+@pytest.fixture
+def repository(database_url: str) -> Iterator[PredictionRepository]:
+    engine = make_engine(database_url)
+    yield PredictionRepository(engine)
+    engine.dispose()
+
+
+def test_every_submitted_record_is_stored_once_after_stop(
+    repository: PredictionRepository, tmp_path: Path
+) -> None:
+    writer = PredictionLogWriter(repository, Spool(tmp_path / "spool"), batch_size=500)
+    writer.start()
+
+    def client(name: str) -> None:
+        batch = records(name, 3000)
+        for start in range(0, len(batch), 3):
+            writer.submit(batch[start : start + 3])
+
+    threads = [threading.Thread(target=client, args=(f"t{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.stop()
+
+    assert repository.count() == 12_000
+    assert (writer.stats.written, writer.stats.spooled, writer.stats.dropped) == (12_000, 0, 0)
+    assert writer.stats.queue_depth == 0
+
+
+def test_flush_makes_records_visible_without_stopping(
+    repository: PredictionRepository, tmp_path: Path
+) -> None:
+    writer = PredictionLogWriter(repository, Spool(tmp_path), flush_seconds=30)
+    writer.start()
+    writer.submit(records("a", 10))
+
+    assert writer.flush(timeout=10)
+    assert repository.count() == 10
+    writer.stop()
+
+
+def test_durable_submit_completes_once_stored(
+    repository: PredictionRepository, tmp_path: Path
+) -> None:
+    writer = PredictionLogWriter(repository, Spool(tmp_path), flush_seconds=30)
+    writer.start()
+
+    writer.submit_durable(records("d", 3)).result(timeout=10)
+
+    assert repository.count() == 3
+    writer.stop()
+
+
+def test_queue_overflow_is_counted_not_silent(
+    repository: PredictionRepository, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = PredictionLogWriter(repository, Spool(tmp_path), queue_limit=5)  # not started
+
+    writer.submit(records("a", 4))
+    writer.submit(records("b", 4))
+
+    assert (writer.stats.submitted, writer.stats.dropped) == (4, 4)
+    assert "dropped 4" in caplog.text
+    writer.start()
+    writer.stop()
+    assert repository.count() == 4
+
+
+def test_spool_left_by_a_killed_process_is_replayed_once(
+    repository: PredictionRepository, tmp_path: Path
+) -> None:
+    spool_dir = tmp_path / "spool"
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "from test_predlog_writer import records\n"
+        "from mlkeel.prediction_log.spool import Spool\n"
+        "spool = Spool(Path(sys.argv[1]))\n"
+        "spool.append(records('k', 50))\n"
+        "spool.append(records('j', 50))\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(spool_dir), str(Path(__file__).parent)], timeout=60
+    )
+    assert result.returncode == -9
+    repository.insert(records("k", 10))  # some of them had reached the database already
+
+    writer = PredictionLogWriter(repository, Spool(spool_dir))
+    replayed, duplicates = writer.replay_pending()
+
+    assert (replayed, duplicates) == (90, 10)
+    assert repository.count() == 100
+    assert list(spool_dir.glob("*.spool")) == []
+
+
+def test_database_outage_spools_then_replays_exactly_once(
+    private_cluster: PrivateCluster, tmp_path: Path
+) -> None:
+    engine = make_engine(private_cluster.url, connect_args={"connect_timeout": 2})
+    upgrade(engine)
+    repository = PredictionRepository(engine)
+    writer = PredictionLogWriter(
+        repository, Spool(tmp_path / "spool"), flush_seconds=0.2, retry_seconds=0.5
+    )
+    writer.start()
+    try:
+        writer.submit(records("before", 100))
+        assert writer.flush(timeout=20)
+        private_cluster.stop()
+        for i in range(20):
+            writer.submit(records(f"during{i}", 50))
+            time.sleep(0.05)
+        assert writer.flush(timeout=30)
+        assert writer.stats.spooled == 1000
+        assert not writer.stats.database_up
+        private_cluster.start()
+        deadline = time.monotonic() + 30
+        while writer.stats.replayed < 1000 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        writer.submit(records("after", 100))
+    finally:
+        writer.stop()
+        if not private_cluster.running:
+            private_cluster.start()
+
+    assert repository.count() == 1200
+    assert writer.stats.replayed == 1000
+    assert writer.stats.dropped == 0
+    assert list((tmp_path / "spool").glob("*.spool")) == []
+    engine.dispose()
