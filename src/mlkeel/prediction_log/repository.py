@@ -170,6 +170,21 @@ class PredictionRepository:
         with self.engine.connect() as connection:
             return [dict(row) for row in connection.execute(query).mappings()]
 
+    def after(
+        self, last_id: int, model: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Predictions stored after the one with id `last_id`, oldest first (for tailing)."""
+        query = (
+            sa.select(predictions)
+            .where(predictions.c.id > last_id)
+            .order_by(predictions.c.id)
+            .limit(limit)
+        )
+        if model is not None:
+            query = query.where(predictions.c.model == model)
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
     def count(self, model: str | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(predictions)
         if model is not None:

@@ -1,0 +1,178 @@
+"""The models a server answers with: load a version, check that it predicts, swap it in.
+
+A `ModelSlot` holds a reference to one immutable `ServedModel`. A request reads the reference
+once, at its start, and uses that object throughout, so it is served wholly by one version.
+A swap replaces the reference in one assignment, so the read path needs no lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlkeel.errors import ConfigError
+from mlkeel.serving.validation import Rows, Validator
+
+if TYPE_CHECKING:
+    from mlkeel.registry import Registry, VersionInfo
+    from mlkeel.schema import InputSchema
+
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which version of a model to serve: the champion, the newest, or a pinned one."""
+
+    name: str
+    version: int | None = None
+    latest: bool = False
+
+    @classmethod
+    def parse(cls, text: str, latest: bool = False) -> ModelSpec:
+        """``NAME`` (follow the champion, or the newest with `latest`) or ``NAME@VERSION``."""
+        name, sep, version = text.partition("@")
+        if not name or (sep and not version.isdigit()):
+            raise ConfigError(f"--model {text!r} must be NAME or NAME@VERSION, e.g. churn@3")
+        return cls(name, int(version) if sep else None, latest and not sep)
+
+    @property
+    def follows(self) -> str:
+        if self.version is not None:
+            return f"version {self.version} (pinned)"
+        return "the newest version" if self.latest else f"the {CHAMPION!r} alias"
+
+    def target(self, registry: Registry) -> VersionInfo:
+        """The version this spec points at now (a blocking registry call)."""
+        if self.version is not None:
+            return registry.version(self.name, self.version)
+        if self.latest:
+            return registry.latest(self.name)
+        return registry.resolve(self.name, CHAMPION)
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """One request's share of a predict call, as JSON-ready Python values."""
+
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    """One loaded model version, ready to answer; never changed once built."""
+
+    info: VersionInfo
+    model: Any
+    schema: InputSchema
+    validator: Validator
+    labels: tuple[str, ...] | None  # probability keys, when the model has predict_proba
+    wants_frame: bool  # fitted on a DataFrame (has feature names), so it gets one
+    loaded_at: float
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def version(self) -> int:
+        return self.info.version
+
+    def predict(self, batch: Sequence[Rows]) -> list[Outputs]:
+        """Predict all requests' rows in one call and split the answers back. Blocking."""
+        features = self._input(batch)
+        predictions = _plain(np.asarray(self.model.predict(features)))
+        probabilities: list[dict[str, float]] | None = None
+        if self.labels is not None:
+            labels = self.labels
+            matrix = np.asarray(self.model.predict_proba(features), dtype=np.float64)
+            probabilities = [dict(zip(labels, row, strict=True)) for row in matrix.tolist()]
+        outputs, start = [], 0
+        for rows in batch:
+            end = start + rows.count
+            shares = probabilities[start:end] if probabilities is not None else None
+            outputs.append(Outputs(predictions[start:end], shares))
+            start = end
+        return outputs
+
+    def _input(self, batch: Sequence[Rows]) -> Any:
+        import pandas as pd
+
+        names = self.validator.names
+        if self.validator.numeric_only:
+            matrices = [rows.matrix for rows in batch if rows.matrix is not None]
+            matrix = matrices[0] if len(matrices) == 1 else np.concatenate(matrices)
+            # One float block: 5-20x faster to build than from records (measured, 30 columns).
+            return pd.DataFrame(matrix, columns=names, copy=False) if self.wants_frame else matrix
+        parts = [rows.columns for rows in batch if rows.columns is not None]
+        columns = (
+            parts[0]
+            if len(parts) == 1
+            else [_concat(pieces) for pieces in zip(*parts, strict=True)]
+        )
+        return pd.DataFrame(dict(zip(names, columns, strict=True)), copy=False)
+
+
+class ModelSlot:
+    """One configured model: the version it serves, if any, and why not when not."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.served: ServedModel | None = None
+        self.problem: str | None = "not loaded yet"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def swap(self, served: ServedModel) -> ServedModel | None:
+        """Serve `served` from now on; return the version it replaces."""
+        previous, self.served, self.problem = self.served, served, None
+        return previous
+
+
+def load_served(registry: Registry, name: str, version: int, max_rows: int) -> ServedModel:
+    """Load `version` and check that it predicts its own schema's examples. Blocking.
+
+    Anything that fails here (a digest mismatch, a model that cannot unpickle or predict)
+    raises, so the version is never swapped in.
+    """
+    loaded = registry.load(name, version)
+    model, schema = loaded.model, loaded.schema
+    validator = Validator(schema, max_rows)
+    labels = None
+    if schema.target.task == "classification" and hasattr(model, "predict_proba"):
+        classes = getattr(model, "classes_", None)
+        classes = schema.target.classes if classes is None else list(classes)
+        labels = tuple(str(label) for label in classes or [])
+    served = ServedModel(
+        loaded.info,
+        model,
+        schema,
+        validator,
+        labels or None,
+        hasattr(model, "feature_names_in_"),
+        time.time(),
+    )
+    if schema.examples:
+        served.predict([validator.records(schema.examples, "examples")])
+    return served
+
+
+def _concat(pieces: Sequence[Any]) -> Any:
+    if isinstance(pieces[0], np.ndarray):
+        return np.concatenate(pieces)
+    return list(itertools.chain.from_iterable(pieces))
+
+
+def _plain(values: np.ndarray[Any, Any]) -> list[Any]:
+    """Predictions as JSON-ready Python values; a non-finite float becomes None."""
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        return [float(v) if np.isfinite(v) else None for v in values.ravel()]
+    return list(values.tolist())

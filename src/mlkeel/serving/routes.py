@@ -1,0 +1,151 @@
+"""The HTTP endpoints: thin handlers over `Serving` (service.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.background import BackgroundTask
+
+from mlkeel.errors import InvalidInputError
+from mlkeel.serving import schemas
+from mlkeel.serving.model_slot import ModelSlot
+from mlkeel.serving.service import Answer, Serving
+
+router = APIRouter()
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": schemas.ErrorResponse} for status in (400, 404, 413, 422, 503)
+}
+
+
+def serving(request: Request) -> Serving:
+    runtime: Serving = request.app.state.serving
+    return runtime
+
+
+@router.post("/v1/models/{name}/predict", response_model=schemas.PredictResponse, responses=ERRORS)
+async def predict(name: str, request: Request) -> Response:
+    """Predict rows: ``{"instances": [{feature: value, ...}, ...]}``."""
+    runtime = serving(request)
+    answer = await runtime.predict(name, request, schemas.predict_rows)
+    outputs = answer.outputs
+    if outputs.probabilities is None:
+        predictions = [{"prediction": value} for value in outputs.predictions]
+    else:
+        predictions = [
+            {"prediction": value, "probabilities": proba}
+            for value, proba in zip(outputs.predictions, outputs.probabilities, strict=True)
+        ]
+    body = {
+        "model": answer.served.name,
+        "version": answer.served.version,
+        "request_id": answer.request_id,
+        "predictions": predictions,
+    }
+    return _answer(runtime, answer, body)
+
+
+@router.post("/invocations", response_model=schemas.InvocationsResponse, responses=ERRORS)
+async def invocations(request: Request, model: str | None = None) -> Response:
+    """MLflow's scoring protocol: ``dataframe_split``, ``dataframe_records``, ``instances`` or
+    ``inputs``; answers ``{"predictions": [...]}``. Name the model with ``?model=`` when the
+    server serves several."""
+    runtime = serving(request)
+    if model is None:
+        if len(runtime.slots) != 1:
+            raise InvalidInputError(
+                f"this server serves {len(runtime.slots)} models "
+                f"({', '.join(runtime.slots)}); choose one with /invocations?model=NAME",
+                field="query.model",
+                error_type="invalid_request",
+            )
+        model = next(iter(runtime.slots))
+    answer = await runtime.predict(model, request, schemas.invocation_rows)
+    return _answer(runtime, answer, {"predictions": answer.outputs.predictions})
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", response_model=schemas.Readiness, responses={503: {}})
+async def ready(request: Request) -> Response:
+    """200 when every configured model is loaded, else 503 with the reason per model."""
+    slots = serving(request).slots.values()
+    models = {
+        slot.name: f"serving version {slot.served.version}"
+        if slot.served is not None
+        else slot.problem or "not loaded"
+        for slot in slots
+    }
+    ok = all(slot.served is not None for slot in slots)
+    return _json({"status": "ready" if ok else "not ready", "models": models}, 200 if ok else 503)
+
+
+@router.get("/v1/models", response_model=schemas.ModelList)
+async def list_models(request: Request) -> schemas.ModelList:
+    """Every served model: version, aliases, lineage summary and input schema."""
+    return schemas.ModelList(models=[_describe(slot) for slot in serving(request).slots.values()])
+
+
+@router.get("/v1/models/{name}", response_model=schemas.ModelDescription, responses=ERRORS)
+async def show_model(name: str, request: Request) -> schemas.ModelDescription:
+    """One served model: version, aliases, lineage summary and input schema."""
+    return _describe(serving(request).slot(name))
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics, text format."""
+    from mlkeel.serving.metrics import CONTENT_TYPE
+
+    return Response(serving(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+@router.post("/admin/reload", response_model=schemas.ReloadResponse)
+async def reload(request: Request) -> schemas.ReloadResponse:
+    """Check the registry now (retrying versions that failed) and report what changed."""
+    outcomes = await serving(request).reloader.check(force=True)
+    return schemas.ReloadResponse(
+        models=[schemas.ReloadResult(**vars(outcome)) for outcome in outcomes]
+    )
+
+
+def _answer(runtime: Serving, answer: Answer, body: dict[str, Any]) -> Response:
+    response = _json(body, 200)
+    response.headers["X-Model-Version"] = str(answer.served.version)
+    if runtime.logs_predictions:
+        response.background = BackgroundTask(runtime.log_predictions, answer)
+    return response
+
+
+def _json(body: Any, status: int) -> Response:
+    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return Response(content, status_code=status, media_type="application/json")
+
+
+def _describe(slot: ModelSlot) -> schemas.ModelDescription:
+    served = slot.served
+    if served is None:
+        return schemas.ModelDescription(
+            name=slot.name, follows=slot.spec.follows, ready=False, problem=slot.problem
+        )
+    info = served.info
+    return schemas.ModelDescription(
+        name=slot.name,
+        follows=slot.spec.follows,
+        ready=True,
+        version=info.version,
+        aliases=info.aliases,
+        lineage=schemas.Lineage(
+            created_at=info.created_at,
+            data_hash=info.data_hash,
+            code_commit=info.code_commit,
+            run_id=info.run_id,
+            metrics=info.metrics,
+        ),
+        input_schema=served.schema.to_dict(),
+    )

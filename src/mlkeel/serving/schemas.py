@@ -1,0 +1,172 @@
+"""What goes over the wire: the request shapes read, and the pydantic models of the answers.
+
+Prediction bodies are parsed with :func:`json.loads` and checked by hand, not by a pydantic
+model: the checks then run column-wise (see validation.py), errors name the exact field, and
+``NaN``/``Infinity`` literals (which Python's JSON accepts) are caught as such. The pydantic
+models below document the answers in the OpenAPI schema and shape the non-hot endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+
+from mlkeel.errors import InvalidInputError, MalformedRequestError, PayloadTooLargeError
+from mlkeel.serving.validation import Rows, Validator
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+INVOCATION_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+# ---- reading requests ----------------------------------------------------------------------
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 past `limit` bytes (declared or actually sent)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise MalformedRequestError(
+            f"the request body is not valid JSON ({reason[:200]}); send "
+            '{"instances": [{"feature": value, ...}]} with Content-Type: application/json'
+        ) from None
+
+
+def predict_rows(validator: Validator, body: bytes) -> Rows:
+    """``POST /v1/models/{name}/predict``: ``{"instances": [{feature: value, ...}, ...]}``."""
+    payload = parse_json(body)
+    if not isinstance(payload, dict) or "instances" not in payload:
+        raise InvalidInputError(
+            'the body must be an object {"instances": [{"feature": value, ...}, ...]}',
+            field="instances",
+            error_type="invalid_request",
+        )
+    return validator.records(payload["instances"], "instances")
+
+
+def invocation_rows(validator: Validator, body: bytes) -> Rows:
+    """``POST /invocations``: one of MLflow's four JSON input formats."""
+    payload = parse_json(body)
+    keys = [key for key in INVOCATION_KEYS if isinstance(payload, dict) and key in payload]
+    if len(keys) != 1:
+        raise InvalidInputError(
+            f"the body must be an object with exactly one of {', '.join(INVOCATION_KEYS)} "
+            "(MLflow's scoring protocol)",
+            field="body",
+            error_type="invalid_request",
+        )
+    key = keys[0]
+    value = payload[key]
+    if key == "dataframe_split":
+        return validator.split(value, key)
+    if key == "inputs" and isinstance(value, dict):
+        return validator.columns(value, key)
+    return validator.records(value, key)
+
+
+def check_request_id(value: str) -> str:
+    if not REQUEST_ID.match(value):
+        raise InvalidInputError(
+            f"X-Request-ID {value[:40]!r} is not allowed: use 1 to 128 characters of "
+            "A-Z a-z 0-9 . _ : -, or leave it out and the server makes one",
+            field="headers.X-Request-ID",
+            error_type="invalid_request_id",
+        )
+    return value
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the request body is {size} bytes or more; this server accepts at most {limit} "
+        "(serving.max_body_bytes): send fewer rows per request",
+        field="body",
+        error_type="body_too_large",
+    )
+
+
+# ---- answers -------------------------------------------------------------------------------
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Prediction(_Out):
+    prediction: Any
+    probabilities: dict[str, float] | None = None
+
+
+class PredictResponse(_Out):
+    model: str
+    version: int
+    request_id: str
+    predictions: list[Prediction]
+
+
+class InvocationsResponse(_Out):
+    predictions: list[Any]
+
+
+class ErrorDetail(_Out):
+    type: str
+    message: str
+    field: str | None = None
+    request_id: str | None = None
+
+
+class ErrorResponse(_Out):
+    error: ErrorDetail
+
+
+class Lineage(_Out):
+    created_at: str
+    data_hash: str | None
+    code_commit: str | None
+    run_id: str | None
+    metrics: dict[str, float]
+
+
+class ModelDescription(_Out):
+    name: str
+    follows: str
+    ready: bool
+    problem: str | None = None
+    version: int | None = None
+    aliases: list[str] = []
+    lineage: Lineage | None = None
+    input_schema: dict[str, Any] | None = None
+
+
+class ModelList(_Out):
+    models: list[ModelDescription]
+
+
+class Readiness(_Out):
+    status: str
+    models: dict[str, str]
+
+
+class ReloadResult(_Out):
+    model: str
+    action: str
+    served_version: int | None
+    target_version: int | None
+    message: str
+
+
+class ReloadResponse(_Out):
+    models: list[ReloadResult]

@@ -1,0 +1,81 @@
+"""``mlkeel serve`` as a user runs it: refusing to start without a champion, --latest, workers."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from serving_support import MODEL, Project, wait_until
+
+from mlkeel.training import TrainedModel
+
+pytestmark = pytest.mark.timeout(180)
+MLKEEL = Path(sys.executable).with_name("mlkeel")
+
+
+def test_serve_refuses_to_start_without_a_champion(
+    new_project: Callable[[], Project], trained: TrainedModel
+) -> None:
+    project = new_project()
+    project.register(trained)
+
+    result = subprocess.run(  # noqa: S603 - our own CLI
+        [str(MLKEEL), "serve", "--project", str(project.path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert f"mlkeel promote {MODEL} VERSION" in message
+    assert "--latest" in message
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_latest_with_two_workers_answers(
+    new_project: Callable[[], Project], trained: TrainedModel
+) -> None:
+    project = new_project()
+    project.register(trained)
+    version = project.register(trained)
+    port = _free_port()
+    command = [str(MLKEEL), "serve", "--project", str(project.path), "--latest"]
+    command += ["--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # noqa: S603
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            wait_until(lambda: _ready(client), 90, "two workers to load the model")
+            answers = [
+                client.post(
+                    f"/v1/models/{MODEL}/predict",
+                    json={"instances": trained.schema.examples},
+                    headers={"Connection": "close"},  # reach both workers
+                )
+                for _ in range(6)
+            ]
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+
+    assert {a.status_code for a in answers} == {200}
+    assert {a.json()["version"] for a in answers} == {version}
+    assert "not the champion (--latest)" in " ".join(output.split())
+
+
+def _ready(client: httpx.Client) -> bool:
+    try:
+        return client.get("/ready").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
