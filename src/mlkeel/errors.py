@@ -15,7 +15,8 @@ The tree::
         ├── InvalidInputError        the rows do not fit the model's input schema (422)
         ├── PayloadTooLargeError     the body or the number of rows is over the limit (413)
         ├── ModelNotServedError      the server does not serve that model (404)
-        └── ModelNotReadyError       the model is configured but not loaded yet (503)
+        ├── ModelNotReadyError       the model is configured but not loaded yet (503)
+        └── FeedbackUnavailableError labels sent to a server without a prediction log (409)
 
 ``http_status`` on each class is the one error -> HTTP status table the server uses.
 
@@ -117,3 +118,10 @@ class ModelNotReadyError(ServingError):
 
     http_status = 503
     error_type = "model_not_ready"
+
+
+class FeedbackUnavailableError(ServingError):
+    """Labels were sent to a server that does not log predictions."""
+
+    http_status = 409
+    error_type = "feedback_unavailable"

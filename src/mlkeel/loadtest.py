@@ -77,7 +77,7 @@ def fetch_schema(url: str, model: str, *, timeout_s: float = 10.0) -> dict[str, 
         raise MlkeelError(f"GET {address} did not return JSON: {response.text[:200]!r}") from None
     if not isinstance(body, dict):
         raise MlkeelError(f"GET {address} returned {type(body).__name__}, expected an object")
-    schema = body.get("schema")
+    schema = body.get("input_schema")
     return schema if isinstance(schema, dict) else None
 
 

@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -86,6 +86,21 @@ class ServingConfig(BaseModel):
     batch_max_wait_ms: float = Field(default=2.0, ge=0)
 
 
+class PredictionLogConfig(BaseModel):
+    """How served predictions reach the database (``database_url``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    batch_size: int = Field(default=1000, ge=1)
+    flush_seconds: float = Field(default=1.0, gt=0)
+    queue_limit: int = Field(default=200_000, ge=1)
+    spool_dir: str = ".mlkeel/spool"
+    # "batch": a response does not wait for its record (a crash can lose at most the records
+    # of one unflushed batch); "strict": it waits until its record is in the database or spool.
+    durability: Literal["batch", "strict"] = "batch"
+
+
 class Settings(BaseModel):
     """Everything mlkeel reads from the project: stores and models."""
 
@@ -98,6 +113,7 @@ class Settings(BaseModel):
     artifact_root: str = ".mlkeel/artifacts"
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    prediction_log: PredictionLogConfig = Field(default_factory=PredictionLogConfig)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -197,7 +213,7 @@ def _overlay_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dic
 
 
 # Variables with the prefix that are not config keys (read by the CLI through Typer).
-_NOT_CONFIG = frozenset({"MLKEEL_PROJECT"})
+_NOT_CONFIG = frozenset({"MLKEEL_PROJECT", "MLKEEL_SERVE_MODELS"})
 
 
 def _existing_key(table: dict[str, Any], key: str) -> str:

@@ -54,7 +54,7 @@ def stand_in_server() -> FastAPI:
         if name != MODEL:
             return JSONResponse({"detail": f"no model {name!r}"}, status_code=404)
         schema = {"features": FEATURES, "examples": EXAMPLES, "schema_version": 1}
-        return JSONResponse({"name": name, "schema": schema})
+        return JSONResponse({"name": name, "input_schema": schema})
 
     @app.post("/v1/models/{name}/predict")
     async def predict(name: str, request: Request) -> JSONResponse:

@@ -17,6 +17,7 @@ from mlkeel.settings import Settings, load_settings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from mlkeel.prediction_log.runtime import PredictionLog
     from mlkeel.registry import Registry
     from mlkeel.serving.model_slot import ModelSpec
 
@@ -66,7 +67,7 @@ def serve(
     if workers == 1:
         from mlkeel.serving.app import create_app
 
-        app = create_app(settings, registry, models=specs)
+        app = create_app(settings, registry, models=specs, prediction_log=_log_for(settings))
         uvicorn.run(app, host=host, port=port, log_config=log_config())
         return
     import os
@@ -111,7 +112,18 @@ def app_from_env() -> FastAPI:
     chosen: list[dict[str, Any]] = json.loads(environ.pop(MODELS_VARIABLE, "[]"))
     settings: Settings = load_settings(Path(environ.get(PROJECT_VARIABLE, ".")), environ)
     specs = [ModelSpec(**spec) for spec in chosen] or None
-    return create_app(settings, registry_for(settings), models=specs)
+    return create_app(
+        settings, registry_for(settings), models=specs, prediction_log=_log_for(settings)
+    )
+
+
+def _log_for(settings: Settings) -> PredictionLog | None:
+    """The prediction log, unless ``prediction_log.enabled`` is false."""
+    if not settings.prediction_log.enabled:
+        return None
+    from mlkeel.prediction_log.runtime import open_prediction_log
+
+    return open_prediction_log(settings)
 
 
 def log_config() -> dict[str, Any]:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlkeel.errors import InvalidInputError, MlkeelError
 from mlkeel.prediction_log.record import DiscardSink, PredictionSink
+from mlkeel.prediction_log.runtime import PredictionLog
 from mlkeel.serving.metrics import ServingMetrics
 from mlkeel.serving.model_slot import ModelSlot, ModelSpec
 from mlkeel.serving.reloader import Reloader
@@ -42,14 +44,23 @@ def create_app(
     registry: Registry,
     sink: PredictionSink | None = None,
     models: Sequence[ModelSpec] | None = None,
+    prediction_log: PredictionLog | None = None,
 ) -> FastAPI:
-    """A server for `models` (default: every model of the project, following its champion)."""
+    """A server for `models` (default: every model of the project, following its champion).
+
+    With `prediction_log`, every prediction is logged there, labels are accepted at
+    ``/v1/models/NAME/feedback``, and the log opens and drains with the server; `sink` alone
+    only receives the records (tests).
+    """
     specs = list(models) if models is not None else [ModelSpec(name) for name in settings.models]
     config = settings.serving
     slots = {spec.name: ModelSlot(spec) for spec in specs}
     metrics = ServingMetrics()
     reloader = Reloader(registry, slots, metrics, config.reload_seconds, config.max_batch_rows)
-    runtime = Serving(slots, config, metrics, reloader, sink or DiscardSink())
+    if prediction_log is not None:
+        sink = prediction_log
+        metrics.registry.register(prediction_log.collector())
+    runtime = Serving(slots, config, metrics, reloader, sink or DiscardSink(), prediction_log)
 
     app = FastAPI(
         title=f"mlkeel: {settings.project}",
@@ -75,6 +86,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     a refused artifact) does not block the start: ``/ready`` names it and polling goes on.
     """
     runtime: Serving = app.state.serving
+    if runtime.prediction_log is not None:
+        await anyio.to_thread.run_sync(runtime.prediction_log.open)
     await runtime.reloader.check()
     follower = asyncio.create_task(runtime.reloader.run(), name="mlkeel-reloader")
     try:
@@ -84,6 +97,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await follower
         await runtime.aclose()
+        if runtime.prediction_log is not None:
+            # Uvicorn runs this after in-flight requests finished: everything they queued drains.
+            await anyio.to_thread.run_sync(runtime.prediction_log.close)
 
 
 class RequestIdMiddleware:

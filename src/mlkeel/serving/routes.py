@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from starlette.background import BackgroundTask
 
-from mlkeel.errors import InvalidInputError
+from mlkeel.errors import FeedbackUnavailableError, InvalidInputError
+from mlkeel.prediction_log.repository import Label
 from mlkeel.serving import schemas
 from mlkeel.serving.model_slot import ModelSlot
 from mlkeel.serving.service import Answer, Serving
@@ -43,7 +45,7 @@ async def predict(name: str, request: Request) -> Response:
         "request_id": answer.request_id,
         "predictions": predictions,
     }
-    return _answer(runtime, answer, body)
+    return await _answer(runtime, answer, body)
 
 
 @router.post("/invocations", response_model=schemas.InvocationsResponse, responses=ERRORS)
@@ -62,7 +64,31 @@ async def invocations(request: Request, model: str | None = None) -> Response:
             )
         model = next(iter(runtime.slots))
     answer = await runtime.predict(model, request, schemas.invocation_rows)
-    return _answer(runtime, answer, {"predictions": answer.outputs.predictions})
+    return await _answer(runtime, answer, {"predictions": answer.outputs.predictions})
+
+
+@router.post(
+    "/v1/models/{name}/feedback", response_model=schemas.FeedbackResponse, responses=ERRORS
+)
+async def feedback(name: str, request: Request) -> schemas.FeedbackResponse:
+    """Ground truth for served predictions: ``{"request_id", "label", "row"?}`` or a list of
+    them. Labels for requests this model never served come back in ``unknown``."""
+    runtime = serving(request)
+    runtime.slot(name)
+    items = schemas.feedback_items(await schemas.read_body(request, runtime.config.max_body_bytes))
+    prediction_log = runtime.prediction_log
+    if prediction_log is None:
+        raise FeedbackUnavailableError(
+            "this server has no prediction log (prediction_log.enabled = false), so labels "
+            "cannot be matched to predictions",
+            field="model",
+        )
+    labels = [Label(item.request_id, item.label, item.row) for item in items]
+    unknown = await anyio.to_thread.run_sync(prediction_log.label, name, labels)
+    return schemas.FeedbackResponse(
+        accepted=len(labels) - len(unknown),
+        unknown=[schemas.FeedbackKey(request_id=u.request_id, row=u.row) for u in unknown],
+    )
 
 
 @router.get("/health")
@@ -114,10 +140,12 @@ async def reload(request: Request) -> schemas.ReloadResponse:
     )
 
 
-def _answer(runtime: Serving, answer: Answer, body: dict[str, Any]) -> Response:
+async def _answer(runtime: Serving, answer: Answer, body: dict[str, Any]) -> Response:
     response = _json(body, 200)
     response.headers["X-Model-Version"] = str(answer.served.version)
-    if runtime.logs_predictions:
+    if runtime.strict_logging:
+        await runtime.log_durably(answer)
+    elif runtime.logs_predictions:
         response.background = BackgroundTask(runtime.log_predictions, answer)
     return response
 

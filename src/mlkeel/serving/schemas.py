@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
 from mlkeel.errors import InvalidInputError, MalformedRequestError, PayloadTooLargeError
@@ -170,3 +170,49 @@ class ReloadResult(_Out):
 
 class ReloadResponse(_Out):
     models: list[ReloadResult]
+
+
+class FeedbackItem(BaseModel):
+    """Ground truth for one served row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=128)
+    label: Any
+    row: int = Field(default=0, ge=0)
+
+
+class FeedbackKey(_Out):
+    request_id: str
+    row: int
+
+
+class FeedbackResponse(_Out):
+    accepted: int
+    unknown: list[FeedbackKey]
+
+
+def feedback_items(body: bytes) -> list[FeedbackItem]:
+    """One item or a list of them; a 422 names the item and field that is wrong."""
+    document = parse_json(body)
+    many = isinstance(document, list)
+    items = document if many else [document]
+    parsed = []
+    for index, item in enumerate(items):
+        where = f"[{index}]" if many else "body"
+        try:
+            parsed.append(FeedbackItem.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise InvalidInputError(
+                f"{where}.{field}: {first['msg']}" if field else f"{where}: {first['msg']}",
+                field=f"{where}.{field}" if field else where,
+                error_type="invalid_feedback",
+            ) from None
+        if parsed[-1].label is None:
+            raise InvalidInputError(f"{where}.label: a label is required", field=f"{where}.label",
+                                    error_type="invalid_feedback")  # fmt: skip
+    if not parsed:
+        raise InvalidInputError("no feedback items", field="body", error_type="empty_input")
+    return parsed

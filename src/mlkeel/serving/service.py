@@ -6,6 +6,7 @@ model slots, their batchers, the metrics, the reloader and the prediction-log si
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from starlette.requests import Request
 
 from mlkeel.errors import MlkeelError, ModelNotReadyError, ModelNotServedError
 from mlkeel.prediction_log.record import DiscardSink, PredictionRecord, PredictionSink
+from mlkeel.prediction_log.runtime import PredictionLog
 from mlkeel.serving.batching import Batcher
 from mlkeel.serving.metrics import ServingMetrics
 from mlkeel.serving.model_slot import ModelSlot, Outputs, ServedModel
@@ -52,12 +54,14 @@ class Serving:
         metrics: ServingMetrics,
         reloader: Reloader,
         sink: PredictionSink,
+        prediction_log: PredictionLog | None = None,
     ) -> None:
         self.slots = slots
         self.config = config
         self.metrics = metrics
         self.reloader = reloader
         self.sink = sink
+        self.prediction_log = prediction_log
         self.batchers: dict[str, Batcher[ServedModel, Rows, Outputs]] = {
             name: Batcher(
                 _predict,
@@ -118,6 +122,21 @@ class Serving:
     @property
     def logs_predictions(self) -> bool:
         return not isinstance(self.sink, DiscardSink)
+
+    @property
+    def strict_logging(self) -> bool:
+        return self.prediction_log is not None and self.prediction_log.strict
+
+    async def log_durably(self, answer: Answer) -> None:
+        """``durability = "strict"``: return once the records are in the database or spool."""
+        prediction_log = self.prediction_log
+        if prediction_log is None:
+            return
+        try:
+            await asyncio.wrap_future(prediction_log.submit_durable(_records(answer)))
+        except Exception:
+            self.metrics.log_failures.labels(answer.served.name).inc()
+            log.exception("the prediction log lost %d records", answer.rows.count)
 
     async def log_predictions(self, answer: Answer) -> None:
         """Hand one record per row to the prediction log; never raises (runs after the answer)."""

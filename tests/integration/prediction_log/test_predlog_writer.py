@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from private_postgres import PrivateCluster
 
 from mlkeel.db import make_engine, upgrade
 from mlkeel.prediction_log.record import PredictionRecord
 from mlkeel.prediction_log.repository import PredictionRepository
 from mlkeel.prediction_log.spool import Spool
 from mlkeel.prediction_log.writer import PredictionLogWriter
+from private_postgres import PrivateCluster
 
 
 def records(prefix: str, count: int) -> list[PredictionRecord]:
@@ -101,18 +101,20 @@ def test_spool_left_by_a_killed_process_is_replayed_once(
     spool_dir = tmp_path / "spool"
     script = (
         "import os, sys\n"
+        "from datetime import UTC, datetime\n"
         "from pathlib import Path\n"
-        "sys.path.insert(0, sys.argv[2])\n"
-        "from test_predlog_writer import records\n"
+        "from mlkeel.prediction_log.record import PredictionRecord\n"
         "from mlkeel.prediction_log.spool import Spool\n"
+        "now = datetime.now(UTC)\n"
+        "def batch(prefix):\n"
+        "    return [PredictionRecord(now, 'm', 1, 'champion', f'{prefix}-{i}', 0, {'x': 1.0},\n"
+        "                             0, None, 1.0) for i in range(50)]\n"
         "spool = Spool(Path(sys.argv[1]))\n"
-        "spool.append(records('k', 50))\n"
-        "spool.append(records('j', 50))\n"
+        "spool.append(batch('k'))\n"
+        "spool.append(batch('j'))\n"
         "os.kill(os.getpid(), 9)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(spool_dir), str(Path(__file__).parent)], timeout=60
-    )
+    result = subprocess.run([sys.executable, "-c", script, str(spool_dir)], timeout=60)
     assert result.returncode == -9
     repository.insert(records("k", 10))  # some of them had reached the database already
 
