@@ -27,6 +27,49 @@ MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
+class DriftConfig(BaseModel):
+    """When a feature counts as drifted. A feature drifts when its shift is both large
+    (effect size over the threshold) and real (the test's p-value under ``p_value``, which
+    only matters for small samples: at large ones any shift is "significant")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Normalised Wasserstein distance: the mean shift of mass in baseline standard
+    # deviations. 0.1 flags a tenth of a std, below what moves most models' outputs.
+    numeric_threshold: float = Field(default=0.1, gt=0)
+    # Jensen-Shannon distance (base 2, in [0, 1]) between category frequencies.
+    categorical_threshold: float = Field(default=0.1, gt=0)
+    # Reported alongside; 0.2 is the conventional "significant shift" level of PSI.
+    psi_threshold: float = Field(default=0.2, gt=0)
+    p_value: float = Field(default=0.05, gt=0, lt=1)
+    # The dataset drifts when at least this share of its features drift.
+    drift_share: float = Field(default=0.3, gt=0, le=1)
+    # Per-feature overrides of the effect-size threshold: {feature = threshold}.
+    features: dict[str, float] = Field(default_factory=dict)
+
+
+class AlertRules(BaseModel):
+    """What raises an alert for one model; a rule left unset is off."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset_drift: bool = True
+    features: list[str] = Field(default_factory=list, description="alert when these drift")
+    performance_drop: float | None = Field(
+        default=0.05, ge=0, description="primary metric worse than training by this much"
+    )
+    error_rate: float | None = Field(default=0.05, ge=0, le=1)
+    latency_p99_ms: float | None = Field(default=None, gt=0)
+    volume_drop: float | None = Field(
+        default=None, gt=0, le=1, description="share fewer rows than the previous window"
+    )
+    missing_rate: float | None = Field(default=None, ge=0, le=1)
+    out_of_range_rate: float | None = Field(default=None, ge=0, le=1)
+    unseen_rate: float | None = Field(default=None, ge=0, le=1)
+    min_rows: int = Field(default=100, ge=1, description="no verdict on fewer rows")
+    retrain_on: list[Literal["drift", "performance"]] = Field(default_factory=list)
+
+
 class ModelConfig(BaseModel):
     """One model of the project: how to train it and how to judge it."""
 
@@ -44,6 +87,8 @@ class ModelConfig(BaseModel):
     test_data: str | None = Field(default=None, description="a fixed test file instead of a split")
     seed: int = 42
     params: dict[str, Any] = Field(default_factory=dict)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    alerts: AlertRules = Field(default_factory=AlertRules)
 
     @field_validator("train")
     @classmethod
@@ -101,6 +146,40 @@ class PredictionLogConfig(BaseModel):
     durability: Literal["batch", "strict"] = "batch"
 
 
+class AlertSink(BaseModel):
+    """Where alerts go: ``log``, ``webhook`` (JSON with a Slack-compatible ``text``) or
+    ``email`` (SMTP)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["log", "webhook", "email"]
+    url: str | None = None
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: bool = False
+    sender: str = "mlkeel@localhost"
+    to: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _complete(self) -> AlertSink:
+        if self.type == "webhook" and not self.url:
+            raise ValueError("a webhook sink needs 'url'")
+        if self.type == "email" and not self.to:
+            raise ValueError("an email sink needs 'to', a list of addresses")
+        return self
+
+
+class AlertsConfig(BaseModel):
+    """Alert delivery, shared by every model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sinks: list[AlertSink] = Field(default_factory=lambda: [AlertSink(type="log")])
+    cooldown: str = Field(default="1h", description="no repeat notification within this age")
+
+
 class Settings(BaseModel):
     """Everything mlkeel reads from the project: stores and models."""
 
@@ -114,6 +193,7 @@ class Settings(BaseModel):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     prediction_log: PredictionLogConfig = Field(default_factory=PredictionLogConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @field_validator("models", mode="before")
     @classmethod

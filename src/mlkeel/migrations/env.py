@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from mlkeel.db import VERSION_TABLE, metadata
+from mlkeel.monitoring import tables as monitoring_tables  # noqa: F401 - registers tables
 from mlkeel.prediction_log import tables  # noqa: F401 - registers the tables on metadata
 
 connection = context.config.attributes["connection"]
