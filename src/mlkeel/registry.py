@@ -230,6 +230,19 @@ class Registry:
 
     def load(self, name: str, version: int) -> LoadedModel:
         """Download (once) and load `version`, refusing it if its digest does not match."""
+        info, path = self._verified(name, version)
+        schema = InputSchema.from_dict(json.loads((path / SCHEMA_FILE).read_text()))
+        profile = json.loads((path / PROFILE_FILE).read_text())
+        return LoadedModel(info, _load_pickled(path), schema, profile, path)
+
+    def profile(self, name: str, version: int) -> dict[str, Any]:
+        """The baseline profile of `version`, without loading (unpickling) the model."""
+        _, path = self._verified(name, version)
+        document: dict[str, Any] = json.loads((path / PROFILE_FILE).read_text())
+        return document
+
+    def _verified(self, name: str, version: int) -> tuple[VersionInfo, Path]:
+        """The version's artifact folder, downloaded once and checked against its digest."""
         info = self.version(name, version)
         expected = info.lineage.get("artifact_sha256")
         root = self.cache_dir / info.name / str(info.version)
@@ -244,9 +257,7 @@ class Registry:
                 f"{expected} recorded at registration; the files were changed after they were "
                 "registered, so they are not loaded. Retrain or restore the artifact."
             )
-        schema = InputSchema.from_dict(json.loads((path / SCHEMA_FILE).read_text()))
-        profile = json.loads((path / PROFILE_FILE).read_text())
-        return LoadedModel(info, _load_pickled(path), schema, profile, path)
+        return info, path
 
     def _download(self, info: VersionInfo, target: Path) -> Path:
         import mlflow.artifacts

@@ -41,6 +41,10 @@ class PredictionLog:
     def submit_durable(self, records: Sequence[PredictionRecord]) -> Future[None]:
         return self.writer.submit_durable(records)
 
+    def count_error(self, model: str, version: int, variant: str) -> None:
+        """A request that failed after its model was chosen: counted in the summaries."""
+        self.writer.count_error(model, version, variant)
+
     def open(self) -> None:
         """Replay what an earlier process left in the spool, then start writing."""
         try:

@@ -10,12 +10,16 @@ counted and logged.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from mlkeel.prediction_log.record import PredictionRecord
 from mlkeel.prediction_log.repository import PredictionRepository
@@ -35,8 +39,25 @@ class WriterStats:
     replayed: int = 0
     dropped: int = 0
     failures: int = 0
+    fold_failures: int = 0
     queue_depth: int = 0
     database_up: bool = True
+
+
+class Folder(Protocol):
+    """Folds written records into per-hour summaries (monitoring's SummaryFolder)."""
+
+    def fold(self, records: Sequence[PredictionRecord]) -> None: ...
+
+    def count_error(self, model: str, version: int, variant: str, when: float) -> None: ...
+
+    def take_payloads(self) -> dict[Any, dict[str, Any]]: ...
+
+    def restore_payloads(self, payloads: dict[Any, dict[str, Any]]) -> None: ...
+
+
+class SummarySaver(Protocol):
+    def save(self, writer: str, payloads: Mapping[Any, dict[str, Any]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,9 @@ class PredictionLogWriter:
         flush_seconds: float = 1.0,
         queue_limit: int = 200_000,
         retry_seconds: float = 2.0,
+        folder: Folder | None = None,
+        summaries: SummarySaver | None = None,
+        summary_seconds: float = 10.0,
     ) -> None:
         self.repository = repository
         self.spool = spool
@@ -72,6 +96,12 @@ class PredictionLogWriter:
         self._counting = threading.Lock()  # submit runs on many threads, the writer on one
         self._thread: threading.Thread | None = None
         self._retry_at = 0.0
+        self.folder = folder
+        self.summaries = summaries
+        self.summary_seconds = summary_seconds
+        self.writer_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._folding = threading.Lock()  # the writer folds; request threads count errors
+        self._saved_at = time.monotonic()
 
     # ---- the request side ----------------------------------------------------------------
     def submit(self, records: Sequence[PredictionRecord]) -> None:
@@ -84,6 +114,16 @@ class PredictionLogWriter:
         self._enqueue(_Item(records, done))
         self._wake.set()
         return done
+
+    def count_error(self, model: str, version: int, variant: str) -> None:
+        """Count one failed request in this hour's summary. Cheap; never raises."""
+        if self.folder is None:
+            return
+        try:
+            with self._folding:
+                self.folder.count_error(model, version, variant, time.time())
+        except Exception:
+            log.exception("could not count a failed request of %s", model)
 
     def _enqueue(self, item: _Item) -> None:
         count = len(item.records)
@@ -140,6 +180,8 @@ class PredictionLogWriter:
             while self._queue:
                 self._write(self._take())
             self._maybe_replay()
+            if stopping or time.monotonic() - self._saved_at >= self.summary_seconds:
+                self._save_summaries()
             with self._idle:
                 self._idle.notify_all()
             if stopping:
@@ -155,6 +197,7 @@ class PredictionLogWriter:
 
     def _write(self, items: list[_Item]) -> None:
         records = [record for item in items for record in item.records]
+        self._fold(records)
         try:
             if self.stats.database_up:
                 self._insert(records)
@@ -215,6 +258,32 @@ class PredictionLogWriter:
         self._retry_at = 0.0
         if replayed or duplicates:
             log.warning("prediction log database is back: replayed %d spooled records", replayed)
+
+    def _fold(self, records: list[PredictionRecord]) -> None:
+        # Folded once, when first accepted (stored or spooled): a replay does not fold again.
+        if self.folder is None:
+            return
+        try:
+            with self._folding:
+                self.folder.fold(records)
+        except Exception:
+            self.stats.fold_failures += 1
+            log.exception("could not fold %d records into the hourly summaries", len(records))
+
+    def _save_summaries(self) -> None:
+        self._saved_at = time.monotonic()
+        if self.folder is None or self.summaries is None:
+            return
+        with self._folding:
+            payloads = self.folder.take_payloads()
+        if not payloads:
+            return
+        try:
+            self.summaries.save(self.writer_id, payloads)
+        except Exception as exc:
+            with self._folding:
+                self.folder.restore_payloads(payloads)  # saved with the next attempt
+            log.info("hourly summaries not saved yet (%s)", exc.__class__.__name__)
 
     def replay_pending(self) -> tuple[int, int]:
         """Replay spool files left by an earlier process (after a crash); call before start."""
