@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from mlkeel.cli import demo, loadtest, logs, models, project, serve
+from mlkeel.cli import alerts, demo, loadtest, logs, models, project, serve
 from mlkeel.cli.console import err_console
 from mlkeel.errors import MlkeelError
 
@@ -18,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (project, models, serve, logs, loadtest, demo):
+for module in (project, models, serve, logs, loadtest, demo, alerts):
     module.register(app)
 
 

@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlkeel.cli.compose import ProjectOption, open_repository, parse_age, parse_moment, settings_for
+from mlkeel.cli.compose import ProjectOption, open_repository, settings_for
 from mlkeel.cli.console import console, err_console
+from mlkeel.durations import parse_age, parse_moment
 from mlkeel.errors import ConfigError, DataError, MlkeelError
 from mlkeel.prediction_log.repository import Label
 

@@ -162,6 +162,32 @@ class PredictionRepository:
             for row in result.mappings():
                 yield dict(row)
 
+    def labelled(
+        self, model: str, version: int, since: float, until: float, variant: str = "champion"
+    ) -> list[tuple[Any, Any, Any]]:
+        """(prediction, probabilities, label) of the labelled rows in the window, read from
+        the labels side: labels are few, so this never scans the window's raw records."""
+        query = (
+            sa.select(predictions.c.prediction, predictions.c.probabilities, labels.c.label)
+            .select_from(labels)
+            .join(
+                predictions,
+                sa.and_(
+                    predictions.c.request_id == labels.c.request_id,
+                    predictions.c.row == labels.c.row,
+                    predictions.c.variant == variant,
+                ),
+            )
+            .where(
+                labels.c.model == model,
+                predictions.c.version == version,
+                predictions.c.ts >= since,
+                predictions.c.ts < until,
+            )
+        )
+        with self.engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(query)]
+
     def latest(self, model: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """The newest `limit` predictions, newest first."""
         query = sa.select(predictions).order_by(predictions.c.id.desc()).limit(limit)
