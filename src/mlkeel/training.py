@@ -9,7 +9,7 @@ import importlib
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -62,7 +62,7 @@ def train_model(
     announce("loading data")
     dataset = load_dataset(settings, config)
     require_columns(dataset, [config.target])
-    train_frame, test_frame = _split(settings, config, dataset)
+    train_frame, test_frame = split_dataset(settings, config, dataset)
 
     announce("training")
     module, function = load_entry_point(settings.project_dir, config.train)
@@ -108,9 +108,10 @@ def train_model(
     )
 
 
-def _split(
+def split_dataset(
     settings: Settings, config: ModelConfig, dataset: Dataset
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test): the configured test file, or a seeded split (stratified when it can)."""
     frame = dataset.frame
     if frame[config.target].isna().any():
         raise TrainingError(
@@ -189,10 +190,16 @@ def _call_train(
     return model
 
 
-def to_candidate(trained: TrainedModel, trigger: str = "manual") -> Candidate:
-    """The registry's view of `trained`: the model, its metrics and its full lineage."""
+def to_candidate(
+    trained: TrainedModel, trigger: str = "manual", *, lineage: Mapping[str, Any] | None = None
+) -> Candidate:
+    """The registry's view of `trained`: the model, its metrics and its full lineage.
+
+    `lineage` adds to (or overrides) what training knows, e.g. the retraining pipeline's
+    parent version, run id and data time range.
+    """
     config, dataset = trained.config, trained.dataset
-    lineage: dict[str, Any] = {
+    recorded: dict[str, Any] = {
         "data_sha256": dataset.sha256,
         "data_rows": dataset.rows,
         "data_source": dataset.source,
@@ -210,13 +217,15 @@ def to_candidate(trained: TrainedModel, trigger: str = "manual") -> Candidate:
         "environment": trained.environment,
         "train_seconds": round(trained.train_seconds, 3),
         "trigger": trigger,
+        "params": trained.params,
+        **(lineage or {}),
     }
     return Candidate(
         name=config.name,
         model=trained.model,
         params=trained.params,
         metrics=trained.metrics,
-        lineage={key: value for key, value in lineage.items() if value is not None},
+        lineage={key: value for key, value in recorded.items() if value is not None},
         schema=trained.schema,
         profile=trained.profile.to_dict(),
         pip_requirements=_requirements(trained.environment),

@@ -92,7 +92,7 @@ def _run(story: Story, step: Steps) -> BackgroundServer:
     registry.set_alias(EXAMPLE, "champion", info.version)
 
     step("4. serve it over HTTP, logging every prediction")
-    prediction_log = open_prediction_log(settings)
+    prediction_log = open_prediction_log(settings, registry)
     server = BackgroundServer(create_app(settings, registry, prediction_log=prediction_log))
     story.url = server.start().url
     try:

@@ -67,7 +67,8 @@ def serve(
     if workers == 1:
         from mlkeel.serving.app import create_app
 
-        app = create_app(settings, registry, models=specs, prediction_log=_log_for(settings))
+        prediction_log = _log_for(settings, registry)
+        app = create_app(settings, registry, models=specs, prediction_log=prediction_log)
         uvicorn.run(app, host=host, port=port, log_config=log_config())
         return
     import os
@@ -112,18 +113,17 @@ def app_from_env() -> FastAPI:
     chosen: list[dict[str, Any]] = json.loads(environ.pop(MODELS_VARIABLE, "[]"))
     settings: Settings = load_settings(Path(environ.get(PROJECT_VARIABLE, ".")), environ)
     specs = [ModelSpec(**spec) for spec in chosen] or None
-    return create_app(
-        settings, registry_for(settings), models=specs, prediction_log=_log_for(settings)
-    )
+    registry = registry_for(settings)
+    return create_app(settings, registry, models=specs, prediction_log=_log_for(settings, registry))
 
 
-def _log_for(settings: Settings) -> PredictionLog | None:
+def _log_for(settings: Settings, registry: Registry) -> PredictionLog | None:
     """The prediction log, unless ``prediction_log.enabled`` is false."""
     if not settings.prediction_log.enabled:
         return None
     from mlkeel.prediction_log.runtime import open_prediction_log
 
-    return open_prediction_log(settings)
+    return open_prediction_log(settings, registry)
 
 
 def log_config() -> dict[str, Any]:

@@ -9,7 +9,8 @@ JSON layout (``schema_version`` 1)::
      "features": {
         "age": {"kind": "numeric", "count": 2, "missing": 1, "mean": 35.0, "std": 5.0,
                 "min": 30.0, "max": 40.0, "quantiles": {"p01": 30.1, ..., "p99": 39.9},
-                "edges": ["-inf", 35.0, "inf"], "counts": [1, 1]},
+                "edges": ["-inf", 35.0, "inf"], "counts": [1, 1],
+                "fine_edges": ["-inf", 32.0, 35.0, 38.0, "inf"], "fine_counts": [1, 0, 0, 1]},
         "city": {"kind": "categorical", "count": 3, "missing": 0,
                  "frequencies": {"Oslo": 2, "Rome": 1}, "other": 0}},
      "prediction": {"kind": "numeric", ...}}
@@ -19,6 +20,12 @@ JSON layout (``schema_version`` 1)::
 ``"-inf"`` and ``"inf"`` (standard JSON has no infinity; a string cannot be mistaken for a
 missing value, as ``null`` could). ``mean``/``std``/``min``/``max`` are ``null`` and
 ``quantiles`` is empty when a numeric column has no finite value.
+
+``fine_edges``/``fine_counts`` are the monitoring bins: 100 quantile bins of the same sample
+(same conventions as ``edges``), always including every decile edge of ``edges``, so counts on
+the fine bins add up exactly to counts on the deciles. Profiles written before they existed
+load with both empty, and both are left empty (and out of the JSON) when they would equal
+``edges``/``counts`` (a constant or tiny column); the monitor then bins on ``edges``/``counts``.
 """
 
 from __future__ import annotations
@@ -33,10 +40,11 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from mlkeel.monitoring.stats import histogram, quantile_edges
+from mlkeel.monitoring.stats import quantile_edges, sorted_histogram
 
 SCHEMA_VERSION = 1
 BINS = 10
+FINE_BINS = 100
 MAX_CATEGORIES = 200
 QUANTILES: dict[str, float] = {
     "p01": 0.01,
@@ -73,10 +81,22 @@ class NumericProfile:
     quantiles: dict[str, float]
     edges: list[float]
     counts: list[int]
+    fine_edges: list[float] = field(default_factory=list)  # empty in older profiles
+    fine_counts: list[int] = field(default_factory=list)
+
+    @property
+    def monitoring_edges(self) -> list[float]:
+        """The bins production summaries count on: ``fine_edges``, else ``edges``."""
+        return self.fine_edges if self.fine_edges else self.edges
+
+    @property
+    def monitoring_counts(self) -> list[int]:
+        """The baseline's counts on ``monitoring_edges``."""
+        return self.fine_counts if self.fine_edges else self.counts
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-safe dict; infinite edges become "-inf"/"inf"."""
-        return {
+        document: dict[str, Any] = {
             "kind": self.kind,
             "count": self.count,
             "missing": self.missing,
@@ -88,6 +108,10 @@ class NumericProfile:
             "edges": [_edge_to_json(edge) for edge in self.edges],
             "counts": list(self.counts),
         }
+        if self.fine_edges:
+            document["fine_edges"] = [_edge_to_json(edge) for edge in self.fine_edges]
+            document["fine_counts"] = list(self.fine_counts)
+        return document
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NumericProfile:
@@ -99,6 +123,13 @@ class NumericProfile:
                 f"a numeric profile needs one count per bin: {len(edges)} edges "
                 f"but {len(counts)} counts"
             )
+        fine_edges = [_edge_from_json(edge) for edge in data.get("fine_edges", [])]
+        fine_counts = [int(c) for c in data.get("fine_counts", [])]
+        if fine_edges and len(fine_counts) != len(fine_edges) - 1:
+            raise ValueError(
+                f"a numeric profile needs one fine count per fine bin: {len(fine_edges)} "
+                f"fine edges but {len(fine_counts)} fine counts"
+            )
         return cls(
             count=int(data["count"]),
             missing=int(data["missing"]),
@@ -109,6 +140,8 @@ class NumericProfile:
             quantiles={str(k): float(v) for k, v in data["quantiles"].items()},
             edges=edges,
             counts=counts,
+            fine_edges=fine_edges,
+            fine_counts=fine_counts,
         )
 
 
@@ -228,10 +261,17 @@ def profile_column(column: pd.Series) -> FeatureProfile:
 
 
 def _numeric_profile(values: npt.NDArray[np.float64]) -> NumericProfile:
-    present = values[~np.isnan(values)]
+    # One sort, then every quantile and histogram reads the sorted array (~6x faster at 1M).
+    present = np.sort(values[~np.isnan(values)])
     finite = present[np.isfinite(present)]
     edges = quantile_edges(finite, BINS)
-    counts = histogram(present, edges)
+    counts = sorted_histogram(present, edges)
+    # The deciles' edges are merged in (linspace levels can differ by an ulp: 3 * 0.1 is not
+    # 0.3), so the monitor rebuilds decile counts exactly by summing fine bins.
+    fine_edges = np.union1d(quantile_edges(finite, FINE_BINS), edges)
+    fine_counts = sorted_histogram(present, fine_edges)
+    if fine_edges.size == edges.size:  # nothing finer than the deciles: keep one copy
+        fine_edges, fine_counts = fine_edges[:0], fine_counts[:0]
     if finite.size == 0:
         return NumericProfile(
             count=int(present.size),
@@ -243,6 +283,8 @@ def _numeric_profile(values: npt.NDArray[np.float64]) -> NumericProfile:
             quantiles={},
             edges=edges.tolist(),
             counts=counts.tolist(),
+            fine_edges=fine_edges.tolist(),
+            fine_counts=fine_counts.tolist(),
         )
     levels = np.quantile(finite, list(QUANTILES.values()))
     return NumericProfile(
@@ -255,6 +297,8 @@ def _numeric_profile(values: npt.NDArray[np.float64]) -> NumericProfile:
         quantiles={name: float(level) for name, level in zip(QUANTILES, levels, strict=True)},
         edges=edges.tolist(),
         counts=counts.tolist(),
+        fine_edges=fine_edges.tolist(),
+        fine_counts=fine_counts.tolist(),
     )
 
 

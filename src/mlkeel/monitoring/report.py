@@ -79,3 +79,32 @@ class MonitoringReport:
             document["traffic"]["error_rate"] = self.traffic.error_rate
         document["status"] = self.status
         return document
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MonitoringReport:
+        """A stored report (``to_dict`` output) back; refuses report versions it cannot read."""
+        version = data.get("report_version")
+        if version != REPORT_VERSION:
+            raise ValueError(
+                f"monitoring report version {version!r} is not supported; this mlkeel reads "
+                f"version {REPORT_VERSION}"
+            )
+        prediction = data.get("prediction_drift")
+        performance = data.get("performance")
+        traffic = data.get("traffic")
+        return cls(
+            model=data["model"],
+            version=data["version"],
+            window=(data["window"]["start"], data["window"]["end"]),
+            rows=data["rows"],
+            dataset_drift=data["dataset_drift"],
+            drift_share=data["drift_share"],
+            features=[FeatureDrift(**feature) for feature in data["features"]],
+            prediction_drift=FeatureDrift(**prediction) if prediction else None,
+            performance=Performance(**performance) if performance else None,
+            traffic=Traffic(traffic["requests"], traffic["errors"], traffic["latency_ms"])
+            if traffic
+            else None,
+            alerts=list(data.get("alerts", [])),
+            exact=bool(data.get("exact", False)),
+        )

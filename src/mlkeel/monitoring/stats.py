@@ -53,6 +53,17 @@ def histogram(values: npt.ArrayLike, edges: npt.ArrayLike) -> IntArray:
     return np.bincount(index, minlength=n_bins).astype(np.int64)
 
 
+def sorted_histogram(sorted_values: npt.ArrayLike, edges: npt.ArrayLike) -> IntArray:
+    """``histogram`` of an ascending array without NaN, in O(bins log n) instead of O(n log bins).
+
+    ``np.sort`` puts -inf first and +inf last, which land in the outer bins as in ``histogram``.
+    """
+    bounds = _edges(edges)
+    sample = np.asarray(sorted_values, dtype=np.float64).ravel()
+    below = np.searchsorted(sample, bounds[1:-1], side="left")
+    return np.diff(below, prepend=0, append=sample.size).astype(np.int64)
+
+
 def psi(expected_counts: npt.ArrayLike, actual_counts: npt.ArrayLike, eps: float = 1e-4) -> float:
     """Return the Population Stability Index of actual against expected (>= 0, 0 if equal).
 
@@ -216,3 +227,67 @@ def _sample(values: npt.ArrayLike, name: str) -> FloatArray:
     if sample.size == 0:
         raise ValueError(f"{name} sample has no non-NaN values; KS needs at least one")
     return sample
+
+
+def ks_binned(expected_counts: npt.ArrayLike, actual_counts: npt.ArrayLike) -> tuple[float, float]:
+    """Return the KS (statistic, p-value) estimated from counts on shared bins.
+
+    The statistic is the largest gap between the two binned CDFs at the bin edges: it never
+    exceeds the exact KS statistic of the raw samples, and falls short of it by at most the
+    largest share either sample has in one bin (the CDFs are monotone inside a bin). The
+    p-value is the asymptotic Kolmogorov distribution's survival at ``sqrt(en) * D`` with the
+    effective sample size ``en = n * m / (n + m)`` of the two totals; being computed from a
+    statistic that can only be smaller, it errs towards "no evidence of drift".
+    """
+    expected, actual = _aligned(
+        expected_counts, actual_counts, ("expected_counts", "actual_counts")
+    )
+    m, n = expected.sum(), actual.sum()
+    gaps = np.cumsum(expected / m - actual / n)[:-1]
+    statistic = float(np.max(np.abs(gaps))) if gaps.size else 0.0
+    from scipy import special
+
+    p_value = float(special.kolmogorov(np.sqrt(n * m / (n + m)) * statistic))
+    return statistic, float(np.clip(p_value, 0.0, 1.0))
+
+
+def rebin(edges: npt.ArrayLike, counts: npt.ArrayLike, coarse_edges: npt.ArrayLike) -> IntArray:
+    """Return `counts` on `edges` summed into the bins of `coarse_edges`.
+
+    Exact when every coarse edge is also an edge of `edges` (as a profile's deciles are of its
+    fine bins); otherwise each fine bin counts whole in the coarse bin holding its lower edge.
+    """
+    fine = _edges(edges)
+    coarse = _edges(coarse_edges)
+    values = np.asarray(counts, dtype=np.int64)
+    if values.shape != (fine.size - 1,):
+        raise ValueError(f"counts have {values.size} bins but the edges define {fine.size - 1}")
+    index = np.clip(np.searchsorted(coarse, fine[:-1], side="right") - 1, 0, coarse.size - 2)
+    return np.bincount(index, weights=values, minlength=coarse.size - 1).astype(np.int64)
+
+
+def binned_quantiles(
+    edges: npt.ArrayLike,
+    counts: npt.ArrayLike,
+    levels: npt.ArrayLike,
+    low: float,
+    high: float,
+) -> FloatArray:
+    """Estimate quantiles of binned values, interpolating linearly inside a bin.
+
+    ``low``/``high`` (the sample's min and max) bound the open outer bins and clamp every
+    estimate, so each estimate lies in the bin that holds the true quantile.
+    """
+    bounds = np.clip(_edges(edges), low, high)
+    weights = np.asarray(counts, dtype=np.float64)
+    cumulative = np.concatenate(([0.0], np.cumsum(weights)))
+    targets = np.asarray(levels, dtype=np.float64) * cumulative[-1]
+    index = np.clip(np.searchsorted(cumulative, targets, side="left") - 1, 0, weights.size - 1)
+    inside = np.divide(
+        targets - cumulative[index],
+        weights[index],
+        out=np.zeros_like(targets),
+        where=weights[index] > 0,
+    )
+    lower, upper = bounds[index], bounds[index + 1]
+    return np.asarray(lower + (upper - lower) * np.clip(inside, 0.0, 1.0), dtype=np.float64)

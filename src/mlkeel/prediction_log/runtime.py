@@ -7,8 +7,10 @@ the writer thread) and closes it at shutdown (draining every queued record).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -17,11 +19,17 @@ from sqlalchemy.engine import Engine
 
 from mlkeel.db import VERSION_TABLE, make_engine, upgrade
 from mlkeel.errors import DatabaseError
+from mlkeel.monitoring.summaries import SummaryFolder, SummaryKey, hour_of
+from mlkeel.monitoring.summary_store import SummaryStore
 from mlkeel.prediction_log.record import PredictionRecord
 from mlkeel.prediction_log.repository import Label, PredictionRepository
 from mlkeel.prediction_log.spool import Spool
 from mlkeel.prediction_log.writer import PredictionLogWriter, WriterStats
 from mlkeel.settings import Settings
+
+if TYPE_CHECKING:
+    from mlkeel.monitoring.profile import BaselineProfile
+    from mlkeel.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +80,11 @@ class PredictionLog:
         return WriterCollector(self.writer.stats, self.writer.spool)
 
 
-def open_prediction_log(settings: Settings) -> PredictionLog:
+def open_prediction_log(settings: Settings, registry: Registry | None = None) -> PredictionLog:
     """Build the prediction log from settings: SQLite is migrated here; PostgreSQL must be
-    migrated by ``mlkeel db upgrade``, but may be down (the writer spools until it is back)."""
+    migrated by ``mlkeel db upgrade``, but may be down (the writer spools until it is back).
+    The writer folds every batch into hourly summaries against each version's baseline
+    (read from `registry`; without one, summaries keep moments and categories, no bins)."""
     config = settings.prediction_log
     engine = make_engine(settings.resolved_database_url)
     if engine.dialect.name == "sqlite":
@@ -87,6 +97,10 @@ def open_prediction_log(settings: Settings) -> PredictionLog:
         batch_size=config.batch_size,
         flush_seconds=config.flush_seconds,
         queue_limit=config.queue_limit,
+        folder=SummaryFolding(
+            SummaryFolder(_no_baseline if registry is None else BaselineLookup(registry))
+        ),  # fmt: skip
+        summaries=SummaryStore(engine),
     )
     return PredictionLog(writer.repository, writer, strict=config.durability == "strict")
 
@@ -104,6 +118,53 @@ def _check_schema(engine: Engine) -> None:
             f"the prediction log tables do not exist in {engine.url!r}; "
             "create them with 'mlkeel db upgrade' (once, before starting servers)"
         )
+
+
+class BaselineLookup:
+    """Each version's baseline profile, read from the registry once (None when it cannot be)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def __call__(self, model: str, version: int) -> BaselineProfile | None:
+        from mlkeel.monitoring.profile import BaselineProfile
+
+        try:
+            return BaselineProfile.from_dict(self.registry.profile(model, version))
+        except Exception as exc:
+            log.warning("no baseline for %s v%d (%s): its summaries get no bins", model,
+                        version, exc.__class__.__name__)  # fmt: skip
+            return None
+
+
+def _no_baseline(model: str, version: int) -> BaselineProfile | None:
+    return None
+
+
+class SummaryFolding:
+    """The writer's view of a SummaryFolder: payloads to save, and back when saving failed."""
+
+    KEEP_HOURS = 3  # live hours kept in memory; older ones are saved and forgotten
+
+    def __init__(self, folder: SummaryFolder) -> None:
+        self.folder = folder
+        self._unsaved: dict[SummaryKey, dict[str, Any]] = {}
+
+    def fold(self, records: Sequence[PredictionRecord]) -> None:
+        self.folder.fold(records)
+
+    def count_error(self, model: str, version: int, variant: str, when: float) -> None:
+        self.folder.count_error(model, version, variant, when)
+
+    def take_payloads(self) -> dict[SummaryKey, dict[str, Any]]:
+        payloads = {**self._unsaved}
+        payloads.update({key: s.to_payload() for key, s in self.folder.take_dirty().items()})
+        self._unsaved = {}
+        self.folder.evict(hour_of(time.time()) - self.KEEP_HOURS * 3600)
+        return payloads
+
+    def restore_payloads(self, payloads: dict[SummaryKey, dict[str, Any]]) -> None:
+        self._unsaved = {**payloads, **self._unsaved}
 
 
 class WriterCollector(Collector):
