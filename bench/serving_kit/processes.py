@@ -27,6 +27,7 @@ READY_POLL_S = 0.05
 RSS_POLL_S = 0.25
 STOP_GRACE_S = 8.0
 LAUNCHERS = frozenset({"uv"})
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -104,25 +105,32 @@ def _spawn(launch: Launch) -> RunningServer:
 def _wait_ready(server: RunningServer, timeout_s: float) -> None:
     url = server.url + server.launch.ready_path
     deadline = server.started + timeout_s
+    last = "no answer"
     while time.perf_counter() < deadline:
         if server.process.poll() is not None:
             raise ServerFailed(
                 f"exited with code {server.process.returncode} before it was ready:\n"
                 + server.log_tail()
             )
-        if _answers_200(url):
+        ready, last = _probe(url, last)
+        if ready:
             server.ready_s = time.perf_counter() - server.started
             return
         time.sleep(READY_POLL_S)
-    raise ServerFailed(f"not ready after {timeout_s:.0f} s:\n" + server.log_tail())
+    raise ServerFailed(
+        f"not ready after {timeout_s:.0f} s (last answer: {last}):\n{server.log_tail()}"
+    )
 
 
-def _answers_200(url: str) -> bool:
+def _probe(url: str, last: str) -> tuple[bool, str]:
+    """(ready, what it answered): 200 is ready; an HTTP error keeps its body for the report."""
     try:
         with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310  # loopback
-            return bool(response.status == 200)
+            return response.status == 200, f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return False, f"HTTP {exc.code} {exc.read()[:300]!r}"
     except (urllib.error.URLError, OSError):
-        return False
+        return False, last
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -181,11 +189,27 @@ def descendants(root: int) -> list[int]:
 
 
 def _ppid(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[1])
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU time of the process tree's live members, in seconds."""
+    ticks = 0
+    for pid in [root, *descendants(root)]:
+        fields = _stat_fields(pid)
+        if fields is not None:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / CLOCK_TICKS
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the name (which, in parentheses, may hold spaces): state is [0]."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[1])  # the name, in parentheses, may hold spaces
+    return stat.rsplit(")", 1)[1].split()
 
 
 def _name(pid: int) -> str:

@@ -93,7 +93,9 @@ def build_project(root: Path) -> BenchProject:
     return BenchProject(root, settings.resolved_tracking_uri, database, models)
 
 
-def _register(settings: Any, registry: Any, name: str, rows: list[dict[str, Any]]) -> RegisteredModel:
+def _register(
+    settings: Any, registry: Any, name: str, rows: list[dict[str, Any]]
+) -> RegisteredModel:
     from mlkeel.training import to_candidate, train_model
 
     trained = train_model(settings, settings.model(name))

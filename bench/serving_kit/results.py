@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from serving_kit.cpu import CpuShare
 from serving_kit.wrk import LoadFigures
 
 
@@ -26,6 +27,7 @@ class CellResult:
     cell: Cell
     figures: LoadFigures | None = None
     error: str | None = None
+    cpu: CpuShare | None = None  # during the measured load
 
 
 @dataclass
@@ -58,6 +60,7 @@ class ServerResult:
                     "rows": cell.cell.rows,
                     "concurrency": cell.cell.concurrency,
                     "figures": cell.figures.to_dict() if cell.figures else None,
+                    "cpu_pct_of_one_core": asdict(cell.cpu) if cell.cpu else None,
                     "error": cell.error,
                 }
                 for cell in self.cells

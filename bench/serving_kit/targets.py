@@ -73,9 +73,7 @@ def _rate(
 ) -> Target:
     mine, base = _pair(results, ours, theirs, cell)
     ratio = mine.req_per_s / base.req_per_s if mine and base and base.req_per_s else None
-    detail = (
-        f"{mine.req_per_s:,.0f} vs {base.req_per_s:,.0f} req/s" if mine and base else "not run"
-    )
+    detail = f"{mine.req_per_s:,.0f} vs {base.req_per_s:,.0f} req/s" if mine and base else "not run"
     return Target(name, f">= {goal:.2f}x", ratio, _verdict(ratio, lambda r: r >= goal), detail)
 
 

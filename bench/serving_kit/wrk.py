@@ -79,9 +79,7 @@ def write_script(folder: Path, tag: str, path: str, bodies: list[bytes]) -> Path
     body_file = folder / f"{tag}.bodies"
     body_file.write_bytes(b"\n".join(bodies) + b"\n")
     script = folder / f"{tag}.lua"
-    script.write_text(
-        SCRIPT % {"bodies": body_file, "path": path, "marker": MARKER}
-    )
+    script.write_text(SCRIPT % {"bodies": body_file, "path": path, "marker": MARKER})
     return script
 
 

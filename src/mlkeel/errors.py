@@ -10,13 +10,19 @@ The tree::
     │   └── ModelNotFoundError       no such model, version or alias
     ├── ArtifactIntegrityError       a model artifact does not match the digest recorded for it
     ├── DatabaseError                the operational database is unreachable or refuses a query
+    ├── GateFailedError              a challenger failed the deployment gate; nothing moved
+    ├── PipelineError                a retraining step failed; ``step`` names it; nothing moved
+    ├── LockedError                  another process holds the lock (a retrain already running)
     └── ServingError                 the server refuses a request (400); ``error_type``, ``field``
         ├── MalformedRequestError    the body is not JSON (400)
         ├── InvalidInputError        the rows do not fit the model's input schema (422)
         ├── PayloadTooLargeError     the body or the number of rows is over the limit (413)
         ├── ModelNotServedError      the server does not serve that model (404)
         ├── ModelNotReadyError       the model is configured but not loaded yet (503)
-        └── FeedbackUnavailableError labels sent to a server without a prediction log (409)
+        ├── FeedbackUnavailableError labels sent to a server without a prediction log (409)
+        ├── HistoryUnavailableError  history asked of a server without a database (503)
+        ├── UnauthorizedError        a protected route called without a bearer token (401)
+        └── ForbiddenError           a protected route called with a wrong token (403)
 
 ``http_status`` on each class is the one error -> HTTP status table the server uses.
 
@@ -125,3 +131,48 @@ class FeedbackUnavailableError(ServingError):
 
     http_status = 409
     error_type = "feedback_unavailable"
+
+
+class GateFailedError(MlkeelError):
+    """A challenger failed the deployment gate; the champion did not move."""
+
+
+class PipelineError(MlkeelError):
+    """A step of the retraining pipeline failed; the champion did not move."""
+
+    def __init__(self, message: str, *, step: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class LockedError(MlkeelError):
+    """Another process holds the named lock, e.g. a retrain of the same model is running."""
+
+    http_status = 409
+
+
+class HistoryUnavailableError(ServingError):
+    """Deployment history was asked of a server that has no operational database."""
+
+    http_status = 503
+    error_type = "history_unavailable"
+
+
+class RolloutError(MlkeelError):
+    """A canary or shadow cannot start or end as asked (under MlkeelError; exit 1)."""
+
+    http_status = 409
+
+
+class UnauthorizedError(ServingError):
+    """A protected route was called without a bearer token."""
+
+    http_status = 401
+    error_type = "unauthorized"
+
+
+class ForbiddenError(ServingError):
+    """A protected route was called with a wrong token."""
+
+    http_status = 403
+    error_type = "forbidden"

@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlkeel.errors import ConfigError
 from mlkeel.metrics import METRICS, Task, metric_names
@@ -70,6 +78,128 @@ class AlertRules(BaseModel):
     retrain_on: list[Literal["drift", "performance"]] = Field(default_factory=list)
 
 
+class RolloutConfig(BaseModel):
+    """How a canary or shadow version is served and judged (``mlkeel rollout``).
+
+    A canary gets ``canary_percent`` of the requests, sticky per routing key: the
+    ``routing_header`` of the request, else the value of ``routing_feature`` in its first row,
+    else the request id. Its analysis compares it with the champion over the canary's window
+    and gives no verdict before ``min_requests`` canary requests; it rolls back at once when
+    the error rate or the latency ratio is over its limit, and promotes once ``duration`` has
+    passed with every check within its limit.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    canary_percent: float = Field(default=10, gt=0, lt=100)
+    routing_header: str = Field(default="X-Routing-Key", min_length=1)
+    routing_feature: str | None = Field(default=None, description="feature whose value routes")
+    duration: str = Field(default="30m", description="canary window before promotion: 30m, 2h")
+    min_requests: int = Field(default=200, ge=1, description="no verdict on fewer")
+    max_error_rate: float = Field(default=0.02, ge=0, le=1)
+    max_latency_p95_ratio: float = Field(default=1.5, gt=0, description="canary p95 / champion")
+    # Jensen-Shannon distance (base 2, in [0, 1]) between the predicted-value distributions.
+    max_prediction_divergence: float = Field(default=0.1, gt=0, le=1)
+    accuracy_margin: float = Field(default=0.02, ge=0, description="allowed accuracy loss")
+    # In-process guard: a server stops routing to a canary whose failures over its last
+    # `breaker_window` requests exceed max_error_rate, without waiting for the analysis.
+    breaker_window: int = Field(default=100, ge=10)
+    shadow_queue: int = Field(default=1000, ge=1, description="shadow requests waiting, at most")
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+(\.\d+)?[smhdw]", value.strip()):
+            raise ValueError("must be a number and a unit (s, m, h, d, w), e.g. '30m'")
+        return value.strip()
+
+
+class RetrainConfig(BaseModel):
+    """How ``mlkeel retrain`` judges a challenger and what it does with one that passes.
+
+    The gate compares the challenger with the champion on the same fresh test set (and on
+    ``golden_data`` when set): every ``min_metrics`` threshold must hold, the primary metric
+    may be worse than the champion's by at most ``max_regression`` (a share of the champion's
+    value, so it means the same for roc_auc and for rmse), per slice too, and the version
+    must load from the registry and predict the schema's example rows.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The least acceptable value of each metric on the test set (and the golden set): a floor
+    # for metrics where higher is better, a ceiling for rmse, mae and log_loss. Empty by
+    # default: no threshold suits every problem, and no-regression already guards production.
+    min_metrics: dict[str, float] = Field(default_factory=dict)
+    # 1%: test-set noise between two fits on a few hundred rows is of that order, so a
+    # stricter margin blocks refreshes on noise; a real regression is far larger.
+    max_regression: float = Field(default=0.01, ge=0)
+    slices: list[str] = Field(default_factory=list, description="columns for per-slice gates")
+    # Fewer rows than this make a slice's metric noise: reported, not gated.
+    min_slice_rows: int = Field(default=30, ge=1)
+    golden_data: str | None = Field(default=None, description="a fixed test file, also gated")
+    # Off by default: production labels arrive late and reflect the model's own decisions
+    # (feedback loops); adding them is a choice the team makes knowingly.
+    include_production: bool = False
+    production_window: str = Field(default="30d", description="labelled records this recent")
+    # "champion": a challenger that passes the gate serves at once (the gate is the safety);
+    # "approval": it waits for 'mlkeel approve NAME VERSION'.
+    deploy: Literal["champion", "approval"] = "champion"
+
+    @field_validator("min_metrics")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(METRICS))
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+        return value
+
+    @field_validator("production_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+(\.\d+)?[smhdw]", value.strip()):
+            raise ValueError("must be a number and a unit (s, m, h, d, w), e.g. '30d'")
+        return value.strip()
+
+
+CRON = re.compile(r"^\S+( \S+){4,5}$")
+
+
+class ModelSchedules(BaseModel):
+    """When ``mlkeel up`` runs one model's jobs: cron expressions (minute hour day month
+    weekday; a sixth field in front is seconds), in ``schedules.timezone``; ``off`` disables
+    a job. `retrain_on_alert`: also retrain when a monitoring run opens an alert that the
+    model's ``alerts.retrain_on`` marks as asking for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    monitor: str = "0 6 * * *"
+    monitor_window: str = Field(default="1d", description="traffic each monitoring run judges")
+    canary: str = "*/5 * * * *"
+    retrain: str = "0 3 * * 1"
+    retrain_on_alert: bool = True
+
+    @field_validator("monitor", "canary", "retrain")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _cron_or_off(value)
+
+    @field_validator("monitor_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+(\.\d+)?[smhdw]", value.strip()):
+            raise ValueError("must be a number and a unit (s, m, h, d, w), e.g. '1d'")
+        return value.strip()
+
+
+def _cron_or_off(value: str) -> str:
+    """Shape only (5 or 6 fields, or ``off``); mlkeel.scheduling.cron parses the fields."""
+    text = " ".join(value.split())
+    if text != "off" and not CRON.match(text):
+        raise ValueError("must be a cron expression such as '0 6 * * *' (5 fields, or 6 with "
+                         "seconds first), or 'off'")  # fmt: skip
+    return text
+
+
 class ModelConfig(BaseModel):
     """One model of the project: how to train it and how to judge it."""
 
@@ -89,6 +219,9 @@ class ModelConfig(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     alerts: AlertRules = Field(default_factory=AlertRules)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    schedules: ModelSchedules = Field(default_factory=ModelSchedules)
 
     @field_validator("train")
     @classmethod
@@ -180,6 +313,38 @@ class AlertsConfig(BaseModel):
     cooldown: str = Field(default="1h", description="no repeat notification within this age")
 
 
+class SchedulesConfig(BaseModel):
+    """How ``mlkeel up`` runs the jobs (each model's times are ``models.NAME.schedules``).
+
+    Only one ``mlkeel up`` per database runs jobs: the leader, elected by a PostgreSQL
+    advisory lock or, on SQLite, a file lock beside the database; the others only serve.
+    `misfire`: what a run that could not start on time becomes (downtime, no leader):
+    ``skip`` records it as skipped, ``run_once`` runs it once, late, however many were missed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="false: mlkeel up only serves")
+    timezone: str = "UTC"
+    misfire: Literal["skip", "run_once"] = "run_once"
+    retention: str = Field(default="90d", description="prune logged predictions this old")
+    prune: str = Field(default="30 4 * * *", description="when the retention job runs")
+    leader_poll: float = Field(default=5.0, gt=0, description="seconds between lock attempts")
+    stop_timeout: float = Field(default=30.0, ge=0, description="seconds jobs get to end")
+
+    @field_validator("prune")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _cron_or_off(value)
+
+    @field_validator("retention")
+    @classmethod
+    def _age(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+(\.\d+)?[smhdw]", value.strip()):
+            raise ValueError("must be a number and a unit (s, m, h, d, w), e.g. '90d'")
+        return value.strip()
+
+
 class Settings(BaseModel):
     """Everything mlkeel reads from the project: stores and models."""
 
@@ -193,7 +358,13 @@ class Settings(BaseModel):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     prediction_log: PredictionLogConfig = Field(default_factory=PredictionLogConfig)
+    # Bearer tokens (MLKEEL_ADMIN_TOKEN, MLKEEL_PREDICT_TOKEN). The admin token guards what
+    # changes the server or its data (/admin/*, feedback); the predict token, when set, guards
+    # predictions. Secrets: never printed, logged or shown in errors.
+    admin_token: SecretStr | None = None
+    predict_token: SecretStr | None = None
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -318,6 +489,8 @@ def _describe(exc: ValidationError, config_path: Path, origins: Mapping[str, str
         where = f"{key} (from {source})" if source else key
         message = error["msg"].removeprefix("Value error, ")
         got = error.get("input")
-        shown = "" if isinstance(got, dict) or error["type"] == "missing" else f" (got {got!r})"
+        secret = any(word in key for word in ("token", "password"))
+        hidden = secret or isinstance(got, dict) or error["type"] == "missing"
+        shown = "" if hidden else f" (got {got!r})"
         lines.append(f"  {where}: {message}{shown}")
     return "\n".join(lines)

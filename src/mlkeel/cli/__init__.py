@@ -7,7 +7,20 @@ import sys
 import typer
 from rich.markup import escape
 
-from mlkeel.cli import alerts, demo, loadtest, logs, models, project, serve
+from mlkeel.cli import (
+    alerts,
+    dashboard,
+    demo,
+    deploy,
+    loadtest,
+    logs,
+    models,
+    monitor,
+    project,
+    retrain,
+    rollout,
+    serve,
+)
 from mlkeel.cli.console import err_console
 from mlkeel.errors import MlkeelError
 
@@ -18,7 +31,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (project, models, serve, logs, loadtest, demo, alerts):
+# In the order `mlkeel --help` lists them; one per line, so adding one is a one-line change.
+COMMANDS = (
+    project,
+    models,
+    deploy,
+    retrain,
+    rollout,
+    serve,
+    monitor,
+    alerts,
+    dashboard,
+    logs,
+    loadtest,
+    demo,
+)
+for module in COMMANDS:
     module.register(app)
 
 

@@ -1,4 +1,4 @@
-"""``mlkeel train``, ``models``, ``promote`` and ``ui``: the model registry from the shell."""
+"""``mlkeel train``, ``models`` and ``ui``: the model registry from the shell."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ LIST_KEYS = ("version", "aliases", "created_at", "metrics", "data_hash", "code_c
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.command("models")(models)
-    app.command("promote")(promote)
     app.command("ui")(ui)
 
 
@@ -150,26 +149,6 @@ def _metrics_table(info: VersionInfo, primary: str) -> Table:
         label = f"[bold]{key}[/] (primary)" if key == primary else key
         table.add_row(label, f"{value:.4f}")
     return table
-
-
-def promote(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
-    version: Annotated[int, typer.Argument(help="Version to make champion.")],
-    project: ProjectOption = Path("."),
-) -> None:
-    """Make VERSION the champion: the version that serving answers with."""
-    registry = registry_for(settings_for(project))
-    previous = _current(registry, name, "champion")
-    registry.set_alias(name, "champion", version)
-    was = f" (was version {previous})" if previous is not None else ""
-    console.print(f"[bold]{name}[/] champion is now version [bold]{version}[/]{was}")
-
-
-def _current(registry: Registry, name: str, alias: str) -> int | None:
-    for info in registry.versions(name):
-        if alias in info.aliases:
-            return info.version
-    return None
 
 
 def ui(

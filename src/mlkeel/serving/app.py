@@ -22,6 +22,8 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mlkeel.dashboard.routes import DashboardSource
+from mlkeel.dashboard.routes import router as dashboard_router
 from mlkeel.errors import InvalidInputError, MlkeelError
 from mlkeel.prediction_log.record import DiscardSink, PredictionSink
 from mlkeel.prediction_log.runtime import PredictionLog
@@ -56,11 +58,16 @@ def create_app(
     config = settings.serving
     slots = {spec.name: ModelSlot(spec) for spec in specs}
     metrics = ServingMetrics()
-    reloader = Reloader(registry, slots, metrics, config.reload_seconds, config.max_batch_rows)
+    rollout = {name: model.rollout for name, model in settings.models.items()}
+    reloader = Reloader(
+        registry, slots, metrics, config.reload_seconds, config.max_batch_rows, rollout
+    )
     if prediction_log is not None:
         sink = prediction_log
         metrics.registry.register(prediction_log.collector())
-    runtime = Serving(slots, config, metrics, reloader, sink or DiscardSink(), prediction_log)
+    runtime = Serving(
+        slots, config, metrics, reloader, sink or DiscardSink(), prediction_log, rollout
+    )
 
     app = FastAPI(
         title=f"mlkeel: {settings.project}",
@@ -72,7 +79,11 @@ def create_app(
         },
     )
     app.state.serving = runtime
+    app.state.settings = settings  # tokens for serving/auth.py
     app.include_router(router)
+    engine = prediction_log.repository.engine if prediction_log is not None else None
+    app.state.dashboard = DashboardSource(settings, registry, engine)
+    app.include_router(dashboard_router)
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -27,16 +27,33 @@ class ServingMetrics:
         self.registry = CollectorRegistry()
         reg = self.registry
         self.requests = Counter(
-            "mlkeel_requests", "Prediction requests answered, by model, version and HTTP status.",
-            ["model", "version", "status"], registry=reg,
+            "mlkeel_requests",
+            "Prediction requests answered, by model, version, HTTP status and variant "
+            "(champion or canary).",
+            ["model", "version", "status", "variant"], registry=reg,
         )  # fmt: skip
         self.latency = Histogram(
             "mlkeel_request_latency_seconds", "Prediction request latency, body read to answer.",
-            ["model"], buckets=LATENCY_BUCKETS, registry=reg,
+            ["model", "variant"], buckets=LATENCY_BUCKETS, registry=reg,
         )  # fmt: skip
         self.predictions = Counter(
-            "mlkeel_predictions", "Rows predicted.", ["model", "version"], registry=reg
-        )
+            "mlkeel_predictions", "Rows predicted, by variant (champion, canary, shadow).",
+            ["model", "version", "variant"], registry=reg,
+        )  # fmt: skip
+        self.variant_failures = Counter(
+            "mlkeel_variant_failures",
+            "Canary or shadow predictions that failed (a canary's request is then answered by "
+            "the champion).",
+            ["model", "version", "variant"], registry=reg,
+        )  # fmt: skip
+        self.canary_percent = Gauge(
+            "mlkeel_canary_percent", "Share of requests routed to the canary; 0 once it tripped.",
+            ["model", "version"], registry=reg,
+        )  # fmt: skip
+        self.shadow_dropped = Counter(
+            "mlkeel_shadow_dropped", "Shadow copies dropped because the shadow queue was full.",
+            ["model"], registry=reg,
+        )  # fmt: skip
         self.classes = Counter(
             "mlkeel_predicted_class", "Rows predicted per class label (classifiers).",
             ["model", "label"], registry=reg,
@@ -82,10 +99,17 @@ class ServingMetrics:
         self.model_info.labels(model, str(version)).set(1)
 
     def predicted(
-        self, model: str, version: int, predictions: Sequence[Any], classes: bool
+        self,
+        model: str,
+        version: int,
+        predictions: Sequence[Any],
+        classes: bool,
+        variant: str = "champion",
     ) -> None:
-        """Count `predictions` and add them to the class counter or the value histogram."""
-        self.predictions.labels(model, str(version)).inc(len(predictions))
+        """Count `predictions` and add answered ones to the class counter or value histogram."""
+        self.predictions.labels(model, str(version), variant).inc(len(predictions))
+        if variant == "shadow":  # never answered: kept out of the served distributions
+            return
         if classes:
             labels, counts = np.unique(np.asarray(predictions, dtype=str), return_counts=True)
             for label, count in zip(labels.tolist(), counts.tolist(), strict=True):

@@ -3,6 +3,10 @@
 A `ModelSlot` holds a reference to one immutable `ServedModel`. A request reads the reference
 once, at its start, and uses that object throughout, so it is served wholly by one version.
 A swap replaces the reference in one assignment, so the read path needs no lock.
+
+Beside the champion, a slot may hold a canary (answering a share of the requests, routing.py)
+and a shadow (receiving a copy of every request off the response path, shadow.py). The three
+travel together in one immutable `Lineup`, so a request reads one consistent snapshot.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +25,7 @@ from mlkeel.serving.validation import Rows, Validator
 if TYPE_CHECKING:
     from mlkeel.registry import Registry, VersionInfo
     from mlkeel.schema import InputSchema
+    from mlkeel.serving.routing import Canary
 
 CHAMPION = "champion"
 
@@ -119,22 +124,43 @@ class ServedModel:
         return pd.DataFrame(dict(zip(names, columns, strict=True)), copy=False)
 
 
+@dataclass(frozen=True)
+class Lineup:
+    """The versions one model answers with at one moment; replaced whole, never changed."""
+
+    champion: ServedModel | None = None
+    canary: Canary | None = None
+    shadow: ServedModel | None = None
+
+
 class ModelSlot:
-    """One configured model: the version it serves, if any, and why not when not."""
+    """One configured model: the versions it serves, if any, and why not when not."""
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        self.served: ServedModel | None = None
+        self.lineup = Lineup()
         self.problem: str | None = "not loaded yet"
 
     @property
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def served(self) -> ServedModel | None:
+        """The champion (or the pinned or newest version the spec follows)."""
+        return self.lineup.champion
+
     def swap(self, served: ServedModel) -> ServedModel | None:
         """Serve `served` from now on; return the version it replaces."""
-        previous, self.served, self.problem = self.served, served, None
+        previous = self.lineup.champion
+        self.lineup, self.problem = replace(self.lineup, champion=served), None
         return previous
+
+    def set_canary(self, canary: Canary | None) -> None:
+        self.lineup = replace(self.lineup, canary=canary)
+
+    def set_shadow(self, shadow: ServedModel | None) -> None:
+        self.lineup = replace(self.lineup, shadow=shadow)
 
 
 def load_served(registry: Registry, name: str, version: int, max_rows: int) -> ServedModel:

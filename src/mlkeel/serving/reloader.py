@@ -5,28 +5,40 @@ The app's lifespan checks once before taking requests, then a background task ch
 fails to load is not swapped in (the old one keeps serving), is counted, and is retried with a
 growing back-off so that a tampered artifact does not fill the log. A registry that cannot be
 reached is counted and the served versions stay. ``POST /admin/reload`` runs the same check at once.
+
+A slot that follows the champion also follows the ``canary`` and ``shadow`` aliases, and the
+canary's tags (``mlkeel.canary_percent``, ``mlkeel.canary_started``, ``mlkeel.canary_tripped``),
+so every replica routes the same share to the same version within one interval. A canary or
+shadow that fails to load is not served and not retried until its alias moves (or a forced
+check); an unreachable registry keeps what is served.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio.to_thread
 
-from mlkeel.errors import MlkeelError
+from mlkeel.errors import MlkeelError, ModelNotFoundError
 from mlkeel.serving.metrics import ServingMetrics
-from mlkeel.serving.model_slot import ModelSlot, load_served
+from mlkeel.serving.model_slot import ModelSlot, ServedModel, load_served
+from mlkeel.serving.routing import Canary, FailureWindow
+from mlkeel.settings import RolloutConfig
 
 if TYPE_CHECKING:
-    from mlkeel.registry import Registry
+    from mlkeel.registry import Registry, VersionInfo
 
 Action = Literal["loaded", "swapped", "unchanged", "load_failed", "registry_error", "backing_off"]
 MAX_BACKOFF = 300.0
+CANARY, SHADOW = "canary", "shadow"
+TRIPPED_TAG = "mlkeel.canary_tripped"
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +71,7 @@ class Reloader:
         metrics: ServingMetrics,
         interval: float,
         max_rows: int,
+        rollout: Mapping[str, RolloutConfig] | None = None,
     ) -> None:
         self._registry = registry
         self._slots = slots
@@ -67,6 +80,9 @@ class Reloader:
         self._max_rows = max_rows
         self._lock = asyncio.Lock()
         self._failures: dict[str, _Failure] = {}
+        self._rollout = rollout or {}
+        self._refused: dict[tuple[str, str], int] = {}  # (model, alias) -> version that failed
+        self._tagging: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Check every interval (the first after one interval), until cancelled."""
@@ -80,7 +96,122 @@ class Reloader:
     async def check(self, force: bool = False) -> list[ReloadOutcome]:
         """Check every model once; `force` retries versions that are backing off."""
         async with self._lock:
-            return [await self._check(slot, force) for slot in self._slots.values()]
+            outcomes = []
+            for slot in self._slots.values():
+                outcome = await self._check(slot, force)
+                outcomes.append(outcome)
+                follows = slot.spec.version is None and not slot.spec.latest
+                if follows and slot.served is not None and outcome.action != "registry_error":
+                    await self._follow_variants(slot, force)
+            return outcomes
+
+    # ---- canary and shadow ---------------------------------------------------------------
+    async def _follow_variants(self, slot: ModelSlot, force: bool) -> None:
+        for alias in (CANARY, SHADOW):
+            try:
+                info = await self._variant_target(slot.name, alias)
+            except Exception as exc:  # the registry is down: keep serving what we have
+                self._metrics.registry_failures.labels(slot.name).inc()
+                log.warning("cannot resolve the %r of %r: %s", alias, slot.name, _describe(exc))
+                continue
+            champion = slot.served
+            if info is not None and champion is not None and info.version == champion.version:
+                info = None  # just promoted: the champion already answers with it
+            if alias == CANARY:
+                await self._follow_canary(slot, info, force)
+            else:
+                await self._follow_shadow(slot, info, force)
+
+    async def _variant_target(self, name: str, alias: str) -> VersionInfo | None:
+        try:
+            info = await anyio.to_thread.run_sync(self._registry.resolve, name, alias)
+        except ModelNotFoundError:
+            return None
+        return info if alias in info.aliases else None
+
+    async def _follow_canary(self, slot: ModelSlot, info: VersionInfo | None, force: bool) -> None:
+        current, name = slot.lineup.canary, slot.name
+        if info is None:
+            if current is not None:
+                slot.set_canary(None)
+                self._metrics.canary_percent.remove(name, str(current.version))
+                log.info("%s: canary version %d ended", name, current.version)
+            return
+        config = self._rollout.get(name) or RolloutConfig()
+        percent = _number(info.lineage.get("canary_percent"), config.canary_percent)
+        started = str(info.lineage.get("canary_started") or info.lineage.get("canary_since"))
+        tripped = info.lineage.get("canary_tripped")
+        if current is not None and (current.version, current.started) == (info.version, started):
+            if current.percent != percent:  # a new share: same guard, new routing
+                current = Canary(current.served, percent, started, current.guard)
+                slot.set_canary(current)
+            if tripped and not current.guard.tripped:
+                current.guard.trip(f"tripped on another server: {tripped}")
+        else:
+            served = await self._load_variant(slot, CANARY, info.version, force)
+            if served is None:
+                return
+            guard = FailureWindow(config.breaker_window, config.max_error_rate)
+            if tripped:
+                guard.trip(f"tripped on another server: {tripped}")
+            if current is not None:
+                self._metrics.canary_percent.remove(name, str(current.version))
+            current = Canary(served, percent, started, guard)
+            slot.set_canary(current)
+            log.info("%s: canary version %d takes %.4g%% of requests", name, info.version, percent)
+        share = 0.0 if current.guard.tripped else current.percent
+        self._metrics.canary_percent.labels(name, str(current.version)).set(share)
+
+    async def _follow_shadow(self, slot: ModelSlot, info: VersionInfo | None, force: bool) -> None:
+        current = slot.lineup.shadow
+        if info is None:
+            if current is not None:
+                slot.set_shadow(None)
+                log.info("%s: shadow version %d ended", slot.name, current.version)
+            return
+        if current is not None and current.version == info.version:
+            return
+        served = await self._load_variant(slot, SHADOW, info.version, force)
+        if served is not None:
+            slot.set_shadow(served)
+            log.info("%s: shadow version %d gets a copy of every request", slot.name, info.version)
+
+    async def _load_variant(
+        self, slot: ModelSlot, alias: str, version: int, force: bool
+    ) -> ServedModel | None:
+        key = (slot.name, alias)
+        if self._refused.get(key) == version and not force:
+            return None
+        try:
+            served = await anyio.to_thread.run_sync(
+                load_served, self._registry, slot.name, version, self._max_rows
+            )
+        except Exception as exc:
+            self._refused[key] = version
+            self._metrics.load_failures.labels(slot.name).inc()
+            message = f"{alias} version {version} of {slot.name!r} failed to load; not serving it"
+            _log_failure(f"{message}: {_describe(exc)}", exc)
+            return None
+        self._refused.pop(key, None)
+        return served
+
+    def canary_tripped(self, name: str, canary: Canary) -> None:
+        """Tag the canary version as tripped, so every replica stops routing to it and the
+        analysis rolls it back. Runs in the background; a failure is only logged."""
+        stamp = {"at": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "reason": canary.guard.reason}  # fmt: skip
+        task = asyncio.get_running_loop().create_task(
+            anyio.to_thread.run_sync(self._tag_tripped, name, canary.version, json.dumps(stamp))
+        )
+        self._tagging.add(task)
+        task.add_done_callback(self._tagging.discard)
+
+    def _tag_tripped(self, name: str, version: int, stamp: str) -> None:
+        try:
+            client: Any = self._registry.client
+            client.set_model_version_tag(name, str(version), TRIPPED_TAG, stamp)
+        except Exception as exc:
+            log.warning("could not tag canary %s version %d as tripped: %s", name, version, exc)
 
     async def _check(self, slot: ModelSlot, force: bool) -> ReloadOutcome:
         name, current = slot.name, slot.served
@@ -140,6 +271,14 @@ class Reloader:
             slot.problem = message
         served = current.version if current else None
         return ReloadOutcome(name, "load_failed", served, target, message)
+
+
+def _number(value: Any, default: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if 0 <= number <= 100 else default
 
 
 def _describe(exc: Exception) -> str:

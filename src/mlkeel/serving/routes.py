@@ -9,7 +9,8 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from starlette.background import BackgroundTask
 
-from mlkeel.errors import FeedbackUnavailableError, InvalidInputError
+from mlkeel.errors import FeedbackUnavailableError, HistoryUnavailableError, InvalidInputError
+from mlkeel.history import HistoryRepository
 from mlkeel.prediction_log.repository import Label
 from mlkeel.serving import schemas
 from mlkeel.serving.model_slot import ModelSlot
@@ -26,7 +27,10 @@ def serving(request: Request) -> Serving:
     return runtime
 
 
-@router.post("/v1/models/{name}/predict", response_model=schemas.PredictResponse, responses=ERRORS)
+@router.post(
+    "/v1/models/{name}/predict", response_model=schemas.PredictResponse, responses=ERRORS,
+    openapi_extra=schemas.PREDICT_BODY,
+)  # fmt: skip
 async def predict(name: str, request: Request) -> Response:
     """Predict rows: ``{"instances": [{feature: value, ...}, ...]}``."""
     runtime = serving(request)
@@ -48,7 +52,10 @@ async def predict(name: str, request: Request) -> Response:
     return await _answer(runtime, answer, body)
 
 
-@router.post("/invocations", response_model=schemas.InvocationsResponse, responses=ERRORS)
+@router.post(
+    "/invocations", response_model=schemas.InvocationsResponse, responses=ERRORS,
+    openapi_extra=schemas.INVOCATIONS_BODY,
+)  # fmt: skip
 async def invocations(request: Request, model: str | None = None) -> Response:
     """MLflow's scoring protocol: ``dataframe_split``, ``dataframe_records``, ``instances`` or
     ``inputs``; answers ``{"predictions": [...]}``. Name the model with ``?model=`` when the
@@ -68,7 +75,10 @@ async def invocations(request: Request, model: str | None = None) -> Response:
 
 
 @router.post(
-    "/v1/models/{name}/feedback", response_model=schemas.FeedbackResponse, responses=ERRORS
+    "/v1/models/{name}/feedback",
+    response_model=schemas.FeedbackResponse,
+    responses=ERRORS,
+    openapi_extra=schemas.FEEDBACK_BODY,
 )
 async def feedback(name: str, request: Request) -> schemas.FeedbackResponse:
     """Ground truth for served predictions: ``{"request_id", "label", "row"?}`` or a list of
@@ -123,7 +133,20 @@ async def show_model(name: str, request: Request) -> schemas.ModelDescription:
     return _describe(serving(request).slot(name))
 
 
-@router.get("/metrics")
+@router.get("/v1/models/{name}/history", responses=ERRORS)
+async def model_history(name: str, request: Request, limit: int | None = None) -> Response:
+    """The model's deployment events, oldest first (the newest `limit`): what became
+    champion, when, why, by whom, with which metrics; as ``mlkeel history NAME --json``."""
+    serving(request).slot(name)
+    repository = _history(request)
+    events = await anyio.to_thread.run_sync(lambda: repository.events(name, limit))
+    return _json([event.to_dict() for event in events], 200)
+
+
+@router.get(
+    "/metrics",
+    responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics, text format."""
     from mlkeel.serving.metrics import CONTENT_TYPE
@@ -143,11 +166,29 @@ async def reload(request: Request) -> schemas.ReloadResponse:
 async def _answer(runtime: Serving, answer: Answer, body: dict[str, Any]) -> Response:
     response = _json(body, 200)
     response.headers["X-Model-Version"] = str(answer.served.version)
+    response.headers["X-Model-Variant"] = answer.variant
     if runtime.strict_logging:
         await runtime.log_durably(answer)
-    elif runtime.logs_predictions:
-        response.background = BackgroundTask(runtime.log_predictions, answer)
+    if runtime.has_work_after(answer):
+        response.background = BackgroundTask(runtime.after_answer, answer)
     return response
+
+
+def _history(request: Request) -> HistoryRepository:
+    """``app.state.history`` if the app was given one, else one on the prediction log's
+    database (the operational database holds both)."""
+    found: HistoryRepository | None = getattr(request.app.state, "history", None)
+    if found is None:
+        prediction_log = serving(request).prediction_log
+        if prediction_log is None:
+            raise HistoryUnavailableError(
+                "this server has no operational database (prediction_log.enabled = false); "
+                "read the history with 'mlkeel history NAME' instead",
+                field="model",
+            )
+        found = HistoryRepository(prediction_log.repository.engine)
+        request.app.state.history = found
+    return found
 
 
 def _json(body: Any, status: int) -> Response:

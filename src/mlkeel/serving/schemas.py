@@ -216,3 +216,60 @@ def feedback_items(body: bytes) -> list[FeedbackItem]:
     if not parsed:
         raise InvalidInputError("no feedback items", field="body", error_type="empty_input")
     return parsed
+
+
+def _json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
+
+
+_ROW = {"type": "object", "description": "one row: {feature: value}", "additionalProperties": True}
+_ROWS = {"type": "array", "items": _ROW, "minItems": 1}
+# The handlers read the raw body (fast paths, exact error paths), so FastAPI cannot infer
+# these; they are written out for /docs and for schema-driven clients and fuzzers.
+PREDICT_BODY = _json_body(
+    {"type": "object", "required": ["instances"], "properties": {"instances": _ROWS}},
+    "Rows to predict; each names every feature of the model's input schema "
+    "(GET /v1/models/NAME shows it).",
+)
+INVOCATIONS_BODY = _json_body(
+    {
+        "type": "object",
+        "properties": {
+            "dataframe_split": {
+                "type": "object",
+                "required": ["columns", "data"],
+                "properties": {
+                    "columns": {"type": "array", "items": {"type": "string"}},
+                    "data": {"type": "array", "items": {"type": "array"}},
+                },
+            },
+            "dataframe_records": _ROWS,
+            "instances": _ROWS,
+            "inputs": {"oneOf": [_ROWS, {"type": "object"}]},
+        },
+        "minProperties": 1,
+        "maxProperties": 1,
+    },
+    "MLflow's scoring protocol: exactly one of dataframe_split, dataframe_records, instances, "
+    "inputs.",
+)
+_FEEDBACK = {
+    "type": "object",
+    "required": ["request_id", "label"],
+    "properties": {
+        "request_id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "label": {},
+        "row": {"type": "integer", "minimum": 0},
+    },
+    "additionalProperties": False,
+}
+FEEDBACK_BODY = _json_body(
+    {"oneOf": [_FEEDBACK, {"type": "array", "items": _FEEDBACK, "minItems": 1}]},
+    "Ground truth for served rows: one item or a list.",
+)

@@ -2,6 +2,11 @@
 
 `Serving` is the runtime state of one app (built by `create_app`, kept in ``app.state``): the
 model slots, their batchers, the metrics, the reloader and the prediction-log sink.
+
+With a canary, a request whose routing key falls in its share is answered by it; if the canary
+fails (it raises, or refuses rows the champion accepts), the champion answers instead and the
+failure is counted, so a client never sees a canary's error. With a shadow, every answered
+request is copied to it after the answer (shadow.py).
 """
 
 from __future__ import annotations
@@ -17,15 +22,17 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from mlkeel.errors import MlkeelError, ModelNotReadyError, ModelNotServedError
-from mlkeel.prediction_log.record import DiscardSink, PredictionRecord, PredictionSink
+from mlkeel.prediction_log.record import DiscardSink, PredictionRecord, PredictionSink, Variant
 from mlkeel.prediction_log.runtime import PredictionLog
 from mlkeel.serving.batching import Batcher
 from mlkeel.serving.metrics import ServingMetrics
 from mlkeel.serving.model_slot import ModelSlot, Outputs, ServedModel
 from mlkeel.serving.reloader import Reloader
+from mlkeel.serving.routing import Canary, routing_key
 from mlkeel.serving.schemas import read_body
+from mlkeel.serving.shadow import ShadowJob, ShadowRunner
 from mlkeel.serving.validation import Rows, Validator
-from mlkeel.settings import ServingConfig
+from mlkeel.settings import RolloutConfig, ServingConfig
 
 Shape = Callable[[Validator, bytes], Rows]
 THREAD_PARSE_BYTES = 64 * 1024  # bigger bodies are parsed off the event loop
@@ -42,6 +49,8 @@ class Answer:
     outputs: Outputs
     request_id: str
     latency_ms: float
+    variant: Variant = "champion"
+    shadow: ServedModel | None = None  # gets a copy of the request after the answer
 
 
 class Serving:
@@ -55,6 +64,7 @@ class Serving:
         reloader: Reloader,
         sink: PredictionSink,
         prediction_log: PredictionLog | None = None,
+        rollout: Mapping[str, RolloutConfig] | None = None,
     ) -> None:
         self.slots = slots
         self.config = config
@@ -62,6 +72,16 @@ class Serving:
         self.reloader = reloader
         self.sink = sink
         self.prediction_log = prediction_log
+        self.rollout = {name: (rollout or {}).get(name) or RolloutConfig() for name in slots}
+        self.shadows = {
+            name: ShadowRunner(
+                self.rollout[name].shadow_queue,
+                config.batch_max_rows,
+                self._shadow_outputs,
+                self._shadow_failed,
+            )
+            for name in slots
+        }
         self.batchers: dict[str, Batcher[ServedModel, Rows, Outputs]] = {
             name: Batcher(
                 _predict,
@@ -85,8 +105,9 @@ class Serving:
     async def predict(self, name: str, request: Request, shape: Shape) -> Answer:
         """Read, check and predict one request for model `name`; count it whatever happens."""
         slot = self.slot(name)
-        served = slot.served  # read once: this request is answered wholly by this version
-        if served is None:
+        lineup = slot.lineup  # read once: one consistent set of versions for this request
+        champion = lineup.champion
+        if champion is None:
             raise ModelNotReadyError(
                 f"model {name!r} is not loaded yet: {slot.problem}; retry shortly",
                 field="model",
@@ -94,11 +115,24 @@ class Serving:
         request_id: str = request.state.request_id
         batcher, metrics = self.batchers[name], self.metrics
         started, status = time.perf_counter(), 500
+        served: ServedModel = champion
+        variant: Variant = "champion"
         metrics.in_flight.inc()
         try:
             with batcher.expecting():
-                rows = await self._rows(request, served.validator, shape)
-            outputs = await batcher.submit(served, rows, rows.count)
+                body = await read_body(request, self.config.max_body_bytes)
+                rows = await self._shape(shape, champion.validator, body)
+            canary = lineup.canary
+            answered = None
+            if canary is not None:
+                config = self.rollout[name]
+                names = champion.validator.names
+                if canary.takes(routing_key(config, request.headers, rows, names, request_id)):
+                    answered = await self._from_canary(name, canary, champion, shape, body, rows)
+            if canary is not None and answered is not None:
+                served, variant, (rows, outputs) = canary.served, "canary", answered
+            else:
+                outputs = await batcher.submit(champion, rows, rows.count)
             status = 200
         except MlkeelError as exc:
             status = exc.http_status
@@ -106,15 +140,54 @@ class Serving:
         finally:
             elapsed = time.perf_counter() - started
             metrics.in_flight.dec()
-            metrics.requests.labels(name, str(served.version), str(status)).inc()
-            metrics.latency.labels(name).observe(elapsed)
+            metrics.requests.labels(name, str(served.version), str(status), variant).inc()
+            metrics.latency.labels(name, variant).observe(elapsed)
         for (feature, kind), count in rows.events.items():
             metrics.quality.labels(name, feature, kind).inc(count)
-        metrics.predicted(name, served.version, outputs.predictions, served.labels is not None)
-        return Answer(served, rows, outputs, request_id, elapsed * 1000)
+        classes = served.labels is not None
+        metrics.predicted(name, served.version, outputs.predictions, classes, variant)
+        return Answer(served, rows, outputs, request_id, elapsed * 1000, variant, lineup.shadow)
 
-    async def _rows(self, request: Request, validator: Validator, shape: Shape) -> Rows:
-        body = await read_body(request, self.config.max_body_bytes)
+    async def _from_canary(
+        self,
+        name: str,
+        canary: Canary,
+        champion: ServedModel,
+        shape: Shape,
+        body: bytes,
+        rows: Rows,
+    ) -> tuple[Rows, Outputs] | None:
+        """The canary's answer, or None when it failed (counted; the champion answers)."""
+        served = canary.served
+        try:
+            if not _same_input(served, champion):
+                rows = await self._shape(shape, served.validator, body)
+            outputs = await self.batchers[name].submit(served, rows, rows.count)
+        except Exception as exc:
+            self._canary_failed(name, canary, exc)
+            return None
+        canary.guard.record(failed=False)
+        return rows, outputs
+
+    def _canary_failed(self, name: str, canary: Canary, exc: Exception) -> None:
+        version = canary.version
+        self.metrics.variant_failures.labels(name, str(version), "canary").inc()
+        if self.prediction_log is not None:
+            self.prediction_log.count_error(name, version, "canary")
+        tripped = canary.guard.record(failed=True)
+        log.log(
+            logging.WARNING if canary.guard.failures <= 1 else logging.DEBUG,
+            "canary %s version %d failed a request (%s: %s); the champion answered it",
+            name, version, exc.__class__.__name__, exc,
+        )  # fmt: skip
+        if tripped:
+            self.metrics.canary_percent.labels(name, str(version)).set(0)
+            log.error(
+                "stopped routing to canary %s version %d: %s", name, version, canary.guard.reason
+            )
+            self.reloader.canary_tripped(name, canary)
+
+    async def _shape(self, shape: Shape, validator: Validator, body: bytes) -> Rows:
         if len(body) > THREAD_PARSE_BYTES:
             return await anyio.to_thread.run_sync(shape, validator, body)
         return shape(validator, body)
@@ -146,13 +219,63 @@ class Serving:
             self.metrics.log_failures.labels(answer.served.name).inc()
             log.exception("the prediction log refused %d records", answer.rows.count)
 
+    def has_work_after(self, answer: Answer) -> bool:
+        """Whether `after_answer` has anything to do for `answer`."""
+        return answer.shadow is not None or (self.logs_predictions and not self.strict_logging)
+
+    async def after_answer(self, answer: Answer) -> None:
+        """Once the answer is sent: log it (unless logged durably) and copy it to the shadow."""
+        if self.logs_predictions and not self.strict_logging:
+            await self.log_predictions(answer)
+        shadow = answer.shadow
+        if shadow is None:
+            return
+        rows = answer.rows
+        if answer.served is not shadow and _same_input(shadow, answer.served):
+            job = ShadowJob(shadow, rows, answer.request_id)
+            if not self.shadows[shadow.name].offer(job):
+                self.metrics.shadow_dropped.labels(shadow.name).inc()
+
+    def _shadow_outputs(self, job: ShadowJob, outputs: Outputs, latency_ms: float) -> None:
+        served = job.served
+        self.metrics.predicted(
+            served.name, served.version, outputs.predictions, served.labels is not None, "shadow"
+        )
+        answer = Answer(served, job.rows, outputs, job.request_id, latency_ms, "shadow")
+        try:
+            self.sink.submit(_records(answer))
+        except Exception:
+            self.metrics.log_failures.labels(served.name).inc()
+            log.exception("the prediction log refused %d shadow records", job.rows.count)
+
+    def _shadow_failed(self, job: ShadowJob, exc: Exception) -> None:
+        served = job.served
+        self.metrics.variant_failures.labels(served.name, str(served.version), "shadow").inc()
+        if self.prediction_log is not None:
+            self.prediction_log.count_error(served.name, served.version, "shadow")
+        log.warning(
+            "shadow %s version %d failed a request (%s: %s)",
+            served.name, served.version, exc.__class__.__name__, exc,
+        )  # fmt: skip
+
     async def aclose(self) -> None:
         for batcher in self.batchers.values():
             await batcher.aclose()
+        for shadow in self.shadows.values():
+            await shadow.aclose()
 
 
 def _predict(served: ServedModel, batch: Sequence[Rows]) -> Sequence[Outputs]:
     return served.predict(batch)
+
+
+def _same_input(one: ServedModel, other: ServedModel) -> bool:
+    """Whether rows checked against `other`'s schema can be fed to `one` as they are."""
+    return one.validator is other.validator or _columns(one) == _columns(other)
+
+
+def _columns(served: ServedModel) -> list[tuple[str, str, str]]:
+    return [(f.name, f.kind, f.dtype) for f in served.schema.features]
 
 
 def _records(answer: Answer) -> list[PredictionRecord]:
@@ -163,15 +286,16 @@ def _records(answer: Answer) -> list[PredictionRecord]:
         features = [dict(zip(names, values, strict=True)) for values in zip(*rows.raw, strict=True)]
     probabilities: Sequence[dict[str, float] | None] = outputs.probabilities or [None] * rows.count
     now = datetime.now(UTC)
-    name, version, request_id, latency = (
+    name, version, request_id, latency, variant = (
         served.name,
         served.version,
         answer.request_id,
         answer.latency_ms,
+        answer.variant,
     )
     return [
         PredictionRecord(
-            now, name, version, "champion", request_id, index, row, prediction, proba, latency
+            now, name, version, variant, request_id, index, row, prediction, proba, latency
         )
         for index, (row, prediction, proba) in enumerate(
             zip(features, outputs.predictions, probabilities, strict=True)

@@ -1,0 +1,1 @@
+"""Pieces of bench/monitoring.py: traffic, stores, child processes, baselines, report."""

@@ -1,0 +1,1 @@
+"""Retraining: fresh data, train, evaluate against the champion, gate, register, deploy."""
