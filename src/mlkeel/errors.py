@@ -22,7 +22,8 @@ The tree::
         ├── FeedbackUnavailableError labels sent to a server without a prediction log (409)
         ├── HistoryUnavailableError  history asked of a server without a database (503)
         ├── UnauthorizedError        a protected route called without a bearer token (401)
-        └── ForbiddenError           a protected route called with a wrong token (403)
+        ├── ForbiddenError           a protected route called with a wrong token (403)
+        └── OverloadedError          too many requests in progress, or a predict timeout (503)
 
 ``http_status`` on each class is the one error -> HTTP status table the server uses.
 
@@ -176,3 +177,10 @@ class ForbiddenError(ServingError):
 
     http_status = 403
     error_type = "forbidden"
+
+
+class OverloadedError(ServingError):
+    """Too many requests in progress, or a prediction over its time limit: retry later."""
+
+    http_status = 503
+    error_type = "overloaded"

@@ -262,6 +262,13 @@ class ServingConfig(BaseModel):
     batching: bool = Field(default=False, description="adaptive micro-batching of requests")
     batch_max_rows: int = Field(default=256, ge=1)
     batch_max_wait_ms: float = Field(default=2.0, ge=0)
+    # Longest string a categorical value may be: a guard against memory abuse, far above
+    # any real category.
+    max_string_length: int = Field(default=1024, ge=1)
+    # A prediction slower than this answers 503 with Retry-After (the model keeps running).
+    predict_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Prediction requests in progress at once per worker; beyond, 503 with Retry-After.
+    max_concurrent_requests: int = Field(default=512, ge=1)
 
 
 class PredictionLogConfig(BaseModel):

@@ -7,6 +7,7 @@ exclusive ``flock`` while its writer lives. Replay takes every file no live writ
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -70,9 +71,16 @@ class Spool:
     def append(self, records: Sequence[PredictionRecord]) -> None:
         """Write `records` durably (flush + fsync) before returning."""
         handle = self._open()
-        handle.write(b"".join(encode(record) for record in records))
-        handle.flush()
-        os.fsync(handle.fileno())
+        start = handle.tell()
+        try:
+            handle.write(b"".join(encode(record) for record in records))
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError:
+            # A full disk leaves half a batch: cut it off, so the file holds whole records.
+            with contextlib.suppress(OSError):
+                handle.truncate(start)
+            raise
 
     def _open(self) -> IO[bytes]:
         if self._file is None:

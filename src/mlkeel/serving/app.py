@@ -60,7 +60,13 @@ def create_app(
     metrics = ServingMetrics()
     rollout = {name: model.rollout for name, model in settings.models.items()}
     reloader = Reloader(
-        registry, slots, metrics, config.reload_seconds, config.max_batch_rows, rollout
+        registry,
+        slots,
+        metrics,
+        config.reload_seconds,
+        config.max_batch_rows,
+        rollout,
+        config.max_string_length,
     )
     if prediction_log is not None:
         sink = prediction_log

@@ -163,7 +163,9 @@ class ModelSlot:
         self.lineup = replace(self.lineup, shadow=shadow)
 
 
-def load_served(registry: Registry, name: str, version: int, max_rows: int) -> ServedModel:
+def load_served(
+    registry: Registry, name: str, version: int, max_rows: int, max_string: int = 1024
+) -> ServedModel:
     """Load `version` and check that it predicts its own schema's examples. Blocking.
 
     Anything that fails here (a digest mismatch, a model that cannot unpickle or predict)
@@ -171,7 +173,7 @@ def load_served(registry: Registry, name: str, version: int, max_rows: int) -> S
     """
     loaded = registry.load(name, version)
     model, schema = loaded.model, loaded.schema
-    validator = Validator(schema, max_rows)
+    validator = Validator(schema, max_rows, max_string)
     labels = None
     if schema.target.task == "classification" and hasattr(model, "predict_proba"):
         classes = getattr(model, "classes_", None)

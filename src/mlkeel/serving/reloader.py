@@ -72,12 +72,14 @@ class Reloader:
         interval: float,
         max_rows: int,
         rollout: Mapping[str, RolloutConfig] | None = None,
+        max_string: int = 1024,
     ) -> None:
         self._registry = registry
         self._slots = slots
         self._metrics = metrics
         self._interval = interval
         self._max_rows = max_rows
+        self._max_string = max_string
         self._lock = asyncio.Lock()
         self._failures: dict[str, _Failure] = {}
         self._rollout = rollout or {}
@@ -184,7 +186,12 @@ class Reloader:
             return None
         try:
             served = await anyio.to_thread.run_sync(
-                load_served, self._registry, slot.name, version, self._max_rows
+                load_served,
+                self._registry,
+                slot.name,
+                version,
+                self._max_rows,
+                self._max_string,
             )
         except Exception as exc:
             self._refused[key] = version
@@ -239,7 +246,7 @@ class Reloader:
             return ReloadOutcome(name, "backing_off", served, target, message)
         try:
             loaded = await anyio.to_thread.run_sync(
-                load_served, self._registry, name, target, self._max_rows
+                load_served, self._registry, name, target, self._max_rows, self._max_string
             )
         except Exception as exc:
             return self._failed(slot, target, exc)

@@ -6,19 +6,20 @@ import json
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.background import BackgroundTask
 
 from mlkeel.errors import FeedbackUnavailableError, HistoryUnavailableError, InvalidInputError
 from mlkeel.history import HistoryRepository
 from mlkeel.prediction_log.repository import Label
 from mlkeel.serving import schemas
+from mlkeel.serving.auth import require_admin, require_predict
 from mlkeel.serving.model_slot import ModelSlot
 from mlkeel.serving.service import Answer, Serving
 
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": schemas.ErrorResponse} for status in (400, 404, 413, 422, 503)
+    status: {"model": schemas.ErrorResponse} for status in (400, 401, 403, 404, 413, 422, 503)
 }
 
 
@@ -29,8 +30,7 @@ def serving(request: Request) -> Serving:
 
 @router.post(
     "/v1/models/{name}/predict", response_model=schemas.PredictResponse, responses=ERRORS,
-    openapi_extra=schemas.PREDICT_BODY,
-)  # fmt: skip
+    openapi_extra=schemas.PREDICT_BODY, dependencies=[Depends(require_predict)])  # fmt: skip
 async def predict(name: str, request: Request) -> Response:
     """Predict rows: ``{"instances": [{feature: value, ...}, ...]}``."""
     runtime = serving(request)
@@ -54,8 +54,7 @@ async def predict(name: str, request: Request) -> Response:
 
 @router.post(
     "/invocations", response_model=schemas.InvocationsResponse, responses=ERRORS,
-    openapi_extra=schemas.INVOCATIONS_BODY,
-)  # fmt: skip
+    openapi_extra=schemas.INVOCATIONS_BODY, dependencies=[Depends(require_predict)])  # fmt: skip
 async def invocations(request: Request, model: str | None = None) -> Response:
     """MLflow's scoring protocol: ``dataframe_split``, ``dataframe_records``, ``instances`` or
     ``inputs``; answers ``{"predictions": [...]}``. Name the model with ``?model=`` when the
@@ -79,6 +78,7 @@ async def invocations(request: Request, model: str | None = None) -> Response:
     response_model=schemas.FeedbackResponse,
     responses=ERRORS,
     openapi_extra=schemas.FEEDBACK_BODY,
+    dependencies=[Depends(require_admin)],
 )
 async def feedback(name: str, request: Request) -> schemas.FeedbackResponse:
     """Ground truth for served predictions: ``{"request_id", "label", "row"?}`` or a list of
@@ -143,6 +143,28 @@ async def model_history(name: str, request: Request, limit: int | None = None) -
     return _json([event.to_dict() for event in events], 200)
 
 
+@router.get("/v1/jobs", responses=ERRORS)
+async def job_runs(
+    request: Request, model: str | None = None, kind: str | None = None, limit: int = 50
+) -> Response:
+    """The newest runs of ``mlkeel up``'s scheduled jobs, newest first (``mlkeel jobs --json``):
+    job, trigger, times, outcome (ok, failed, interrupted, skipped), summary, error."""
+    from mlkeel.scheduling.runs import JobRunStore
+
+    prediction_log = serving(request).prediction_log
+    if prediction_log is None:
+        raise HistoryUnavailableError(
+            "this server has no operational database (prediction_log.enabled = false); "
+            "list job runs with 'mlkeel jobs' instead",
+            field="model",
+        )
+    store = JobRunStore(prediction_log.repository.engine)
+    runs = await anyio.to_thread.run_sync(
+        lambda: store.recent(max(1, min(limit, 1000)), model=model, kind=kind)
+    )
+    return _json([run.to_dict() for run in runs], 200)
+
+
 @router.get(
     "/metrics",
     responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
@@ -154,7 +176,9 @@ async def metrics(request: Request) -> Response:
     return Response(serving(request).metrics.render(), media_type=CONTENT_TYPE)
 
 
-@router.post("/admin/reload", response_model=schemas.ReloadResponse)
+@router.post(
+    "/admin/reload", response_model=schemas.ReloadResponse, dependencies=[Depends(require_admin)]
+)
 async def reload(request: Request) -> schemas.ReloadResponse:
     """Check the registry now (retrying versions that failed) and report what changed."""
     outcomes = await serving(request).reloader.check(force=True)

@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio.to_thread
 from starlette.requests import Request
 
-from mlkeel.errors import MlkeelError, ModelNotReadyError, ModelNotServedError
+from mlkeel.errors import MlkeelError, ModelNotReadyError, ModelNotServedError, OverloadedError
 from mlkeel.prediction_log.record import DiscardSink, PredictionRecord, PredictionSink, Variant
 from mlkeel.prediction_log.runtime import PredictionLog
 from mlkeel.serving.batching import Batcher
@@ -72,6 +72,7 @@ class Serving:
         self.reloader = reloader
         self.sink = sink
         self.prediction_log = prediction_log
+        self._active = 0  # prediction requests in progress (the event loop is one thread)
         self.rollout = {name: (rollout or {}).get(name) or RolloutConfig() for name in slots}
         self.shadows = {
             name: ShadowRunner(
@@ -114,10 +115,17 @@ class Serving:
             )
         request_id: str = request.state.request_id
         batcher, metrics = self.batchers[name], self.metrics
+        if self._active >= self.config.max_concurrent_requests:
+            raise OverloadedError(
+                f"{self._active} requests are in progress, the most this server takes "
+                "(serving.max_concurrent_requests); retry shortly",
+                field="model",
+            )
         started, status = time.perf_counter(), 500
         served: ServedModel = champion
         variant: Variant = "champion"
         metrics.in_flight.inc()
+        self._active += 1
         try:
             with batcher.expecting():
                 body = await read_body(request, self.config.max_body_bytes)
@@ -132,14 +140,17 @@ class Serving:
             if canary is not None and answered is not None:
                 served, variant, (rows, outputs) = canary.served, "canary", answered
             else:
-                outputs = await batcher.submit(champion, rows, rows.count)
+                outputs = await self._timed(batcher.submit(champion, rows, rows.count))
             status = 200
         except MlkeelError as exc:
             status = exc.http_status
             raise
         finally:
             elapsed = time.perf_counter() - started
+            self._active -= 1
             metrics.in_flight.dec()
+            if status >= 500 and self.prediction_log is not None:
+                self.prediction_log.count_error(name, served.version, variant)
             metrics.requests.labels(name, str(served.version), str(status), variant).inc()
             metrics.latency.labels(name, variant).observe(elapsed)
         for (feature, kind), count in rows.events.items():
@@ -147,6 +158,19 @@ class Serving:
         classes = served.labels is not None
         metrics.predicted(name, served.version, outputs.predictions, classes, variant)
         return Answer(served, rows, outputs, request_id, elapsed * 1000, variant, lineup.shadow)
+
+    async def _timed(self, work: Awaitable[Outputs]) -> Outputs:
+        """`work` within serving.predict_timeout_seconds, else a 503 (the model runs on)."""
+        limit = self.config.predict_timeout_seconds
+        try:
+            return await asyncio.wait_for(work, limit)
+        except TimeoutError:
+            raise OverloadedError(
+                f"the prediction took longer than {limit:g} s "
+                "(serving.predict_timeout_seconds); retry shortly",
+                field="model",
+                error_type="predict_timeout",
+            ) from None
 
     async def _from_canary(
         self,

@@ -50,9 +50,10 @@ class _Check:
 class Validator:
     """Checks request rows against one model's input schema."""
 
-    def __init__(self, schema: InputSchema, max_rows: int) -> None:
+    def __init__(self, schema: InputSchema, max_rows: int, max_string: int = 1024) -> None:
         self.names = schema.names
         self.max_rows = max_rows
+        self.max_string = max_string
         self._nameset = frozenset(self.names)
         self._checks = [_check_for(spec) for spec in schema.features]
         self.numeric_only = all(spec.kind == "numeric" for spec in schema.features)
@@ -164,7 +165,7 @@ class Validator:
                 matrix[:, j] = _numeric(check, values, where, events)
             return Rows(count, raw, matrix, None, events, records)
         columns = [
-            _convert(check, values, where, events)
+            _convert(check, values, where, events, self.max_string)
             for check, values in zip(self._checks, raw, strict=True)
         ]
         return Rows(count, raw, None, columns, events, records)
@@ -181,10 +182,20 @@ def _check_for(spec: FeatureSpec) -> _Check:
     return _Check(spec, allowed, categories)
 
 
-def _convert(check: _Check, values: list[Any], where: Where, events: dict[Any, int]) -> Column:
+def _convert(
+    check: _Check, values: list[Any], where: Where, events: dict[Any, int], max_string: int
+) -> Column:
     if check.spec.kind == "numeric":
         return _numeric(check, values, where, events)
     _types(check, values, where)
+    for index, value in enumerate(values):
+        if isinstance(value, str) and len(value) > max_string:
+            raise InvalidInputError(
+                f"{where(index, check.spec.name)} is {len(value)} characters long; at most "
+                f"{max_string} are accepted (serving.max_string_length)",
+                field=where(index, check.spec.name),
+                error_type="string_too_long",
+            )
     if check.categories is not None:
         known = check.categories
         unseen = sum(1 for v in values if v is not None and str(v) not in known)
