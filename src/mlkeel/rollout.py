@@ -21,6 +21,7 @@ error_rate                canary failed requests / requests > max_error_rate rol
 latency_p95               canary p95 / champion p95 > max_latency_p95_ratio  rollback now
                           (and more than LATENCY_FLOOR_MS slower)
 divergence                JS distance of the predictions > max_divergence    rollback at end
+                          (only without labels: with them, accuracy judges)
 accuracy                  canary accuracy < champion's - accuracy_margin     rollback at end
                           (classification; regression: MAE ratio > 1+margin)
 window                    the canary's duration has not passed               wait
@@ -210,28 +211,32 @@ def _too_slow(canary: float | None, champion: float | None, config: RolloutConfi
 
 
 def _concerns(evidence: Evidence, config: RolloutConfig) -> list[str]:
-    """What would stop a promotion now: prediction divergence and accuracy."""
-    found = []
-    if evidence.divergence is not None and evidence.divergence > config.max_prediction_divergence:
-        found.append(
-            f"prediction divergence {evidence.divergence:.3f} (Jensen-Shannon) > "
-            f"{config.max_prediction_divergence}"
-        )
+    """What would stop a promotion now. With labels on both sides, accuracy judges: a
+    retrained canary is *meant* to predict differently once the world has changed. Without
+    labels, a large prediction divergence is the only sign of a wrong model."""
     canary, champion = evidence.canary, evidence.champion
     if canary.accuracy is None or champion.accuracy is None:
-        return found
+        if (
+            evidence.divergence is not None
+            and evidence.divergence > config.max_prediction_divergence
+        ):
+            return [
+                f"prediction divergence {evidence.divergence:.3f} (Jensen-Shannon) > "
+                f"{config.max_prediction_divergence} and no labels to show it is better"
+            ]
+        return []
     if evidence.task == "classification":
         if canary.accuracy < champion.accuracy - config.accuracy_margin:
-            found.append(
+            return [
                 f"accuracy {canary.accuracy:.3f} < champion's {champion.accuracy:.3f} - "
                 f"{config.accuracy_margin} on labelled rows"
-            )
+            ]
     elif canary.accuracy > champion.accuracy * (1 + config.accuracy_margin):
-        found.append(
+        return [
             f"MAE {canary.accuracy:.4g} > champion's {champion.accuracy:.4g} "
             f"x (1 + {config.accuracy_margin}) on labelled rows"
-        )
-    return found
+        ]
+    return []
 
 
 # ---- evidence ------------------------------------------------------------------------------

@@ -281,6 +281,8 @@ class PredictionLogConfig(BaseModel):
     flush_seconds: float = Field(default=1.0, gt=0)
     queue_limit: int = Field(default=200_000, ge=1)
     spool_dir: str = ".mlkeel/spool"
+    # How often each process writes its hourly summaries (what monitoring reads).
+    summary_seconds: float = Field(default=10.0, gt=0)
     # "batch": a response does not wait for its record (a crash can lose at most the records
     # of one unflushed batch); "strict": it waits until its record is in the database or spool.
     durability: Literal["batch", "strict"] = "batch"

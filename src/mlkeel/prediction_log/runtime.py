@@ -101,6 +101,7 @@ def open_prediction_log(settings: Settings, registry: Registry | None = None) ->
             SummaryFolder(_no_baseline if registry is None else BaselineLookup(registry))
         ),  # fmt: skip
         summaries=SummaryStore(engine),
+        summary_seconds=config.summary_seconds,
     )
     return PredictionLog(writer.repository, writer, strict=config.durability == "strict")
 

@@ -226,7 +226,8 @@ def _describe(slot: ModelSlot) -> schemas.ModelDescription:
         return schemas.ModelDescription(
             name=slot.name, follows=slot.spec.follows, ready=False, problem=slot.problem
         )
-    info = served.info
+    info, lineup = served.info, slot.lineup
+    canary, shadow = lineup.canary, lineup.shadow
     return schemas.ModelDescription(
         name=slot.name,
         follows=slot.spec.follows,
@@ -241,4 +242,7 @@ def _describe(slot: ModelSlot) -> schemas.ModelDescription:
             metrics=info.metrics,
         ),
         input_schema=served.schema.to_dict(),
+        canary_version=canary.version if canary is not None else None,
+        canary_percent=canary.percent if canary is not None else None,
+        shadow_version=shadow.version if shadow is not None else None,
     )

@@ -149,6 +149,9 @@ class ModelDescription(_Out):
     aliases: list[str] = []
     lineage: Lineage | None = None
     input_schema: dict[str, Any] | None = None
+    canary_version: int | None = None
+    canary_percent: float | None = None
+    shadow_version: int | None = None
 
 
 class ModelList(_Out):
