@@ -52,7 +52,8 @@ def run_child(command: list[str], timeout_s: float) -> ChildRun:
         stdout, stderr = out.read().decode(), err.read().decode()
     if status != 0 or not stdout.strip():
         tail = "\n".join(stderr.strip().splitlines()[-6:])
-        raise ChildFailed(f"{Path(command[-1]).name if command else '?'} exited {status}: {tail}")
+        script = next((Path(part).name for part in command if part.endswith(".py")), command[0])
+        raise ChildFailed(f"{script} exited {status}: {tail}")
     answer = json.loads(stdout.strip().splitlines()[-1])
     return ChildRun(answer, wall, usage.ru_maxrss * 1024)
 

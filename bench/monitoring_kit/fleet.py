@@ -8,10 +8,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitoring_kit.traffic import WriterCost, WriterSpec, run_writer
-
 from mlkeel.db import make_engine, upgrade
 from mlkeel.monitoring.profile import BaselineProfile
+from monitoring_kit.traffic import WriterCost, WriterSpec, run_writer
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from drift_data import CATEGORICAL, DRIFTED, NUMERIC
-from monitoring_kit.figures import Aggregation, Baseline, JobPoint
+
+from monitoring_kit.figures import MIB, Aggregation, Baseline, JobPoint
 
 ORDER = [*NUMERIC, *CATEGORICAL]
 TIME_FACTOR = 50  # the daily job takes at most 1/50 of Evidently's time
@@ -40,6 +41,9 @@ def print_main(point: JobPoint, sql: Baseline, evidently: Baseline) -> None:
         if baseline.run is None:
             print(f"  {baseline.name:34s} not run: {baseline.error}")
             continue
+        load_peak = baseline.run.answer.get("load_peak_rss_bytes")
+        if load_peak:
+            note += f"; peak while loading Parquet {load_peak / MIB:.0f} MiB (count restarted)"
         print(
             f"  {baseline.name:34s} {baseline.job_s:10.3f} {baseline.run.wall_s:10.2f} "
             f"{baseline.peak_mib:13.0f}  {note}"
@@ -134,11 +138,12 @@ def _against_evidently(point: JobPoint, evidently: Baseline) -> list[Target]:
             exact,
         ]
     others = set(evidently.run.answer["flagged"])
+    share = evidently.job_s / point.job_s
     wrong_mlkeel, wrong_theirs = len(mlkeel ^ DRIFTED), len(others ^ DRIFTED)
     return [
         Target(
             "job time vs Evidently",
-            f"{point.job_s:.3f} s vs {evidently.job_s:.1f} s (1/{evidently.job_s / point.job_s:,.0f})",
+            f"{point.job_s:.3f} vs {evidently.job_s:.1f} s (1/{share:,.0f})",
             f"<= 1/{TIME_FACTOR}",
             point.job_s * TIME_FACTOR <= evidently.job_s,
         ),
@@ -181,12 +186,19 @@ def _flat(curve: list[JobPoint]) -> list[Target]:
     ]
 
 
+def truth() -> list[str]:
+    return [name for name in ORDER if name in DRIFTED]
+
+
 def _diff(flagged: set[str]) -> str:
     missed = sorted(DRIFTED - flagged, key=ORDER.index)
     extra = sorted(flagged - DRIFTED, key=lambda name: ORDER.index(name) if name in ORDER else 99)
     if not missed and not extra:
         return "exactly the drifted features"
-    parts = [f"missed {', '.join(missed)}" if missed else "", f"false {', '.join(extra)}" if extra else ""]
+    parts = [
+        f"missed {', '.join(missed)}" if missed else "",
+        f"false {', '.join(extra)}" if extra else "",
+    ]
     return "; ".join(part for part in parts if part)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from mlkeel.metrics import Task
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def evaluate(model: Any, features: pd.DataFrame, labels: pd.Series, task: Task) -> dict[str, float]:

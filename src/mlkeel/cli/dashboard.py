@@ -55,8 +55,7 @@ def report(
 ) -> None:
     """Write a model's monitoring (traffic, drift, distributions, alerts) as one HTML file
     that opens offline: CSS and charts inline, no script."""
-    from mlkeel.dashboard.pages import monitoring_report
-    from mlkeel.dashboard.queries import Reader
+    from mlkeel.dashboard.report import write_report
     from mlkeel.db import make_engine, upgrade
     from mlkeel.durations import parse_age
 
@@ -68,9 +67,7 @@ def report(
     try:
         if engine.dialect.name == "sqlite":
             upgrade(engine)
-        html = monitoring_report(Reader(settings, registry_for(settings), engine), name, window)
+        size = write_report(settings, registry_for(settings), engine, name, window, out)
     finally:
         engine.dispose()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
-    err_console.print(f"Wrote {out} ({len(html.encode()) / 1024:.0f} KiB): {name}, last {window}")
+    err_console.print(f"Wrote {out} ({size / 1024:.0f} KiB): {name}, last {window}")

@@ -119,7 +119,11 @@ class Traffic:
         features = sample.drop(columns=[self.target])
         for column in SHIFTED:
             features[column] = features[column] * shift
-        return list(features.to_dict(orient="records")), [int(v) for v in labels]
+        records: list[dict[str, Any]] = [
+            {str(key): value for key, value in row.items()}
+            for row in features.to_dict(orient="records")
+        ]
+        return records, [int(v) for v in labels]
 
 
 @dataclass

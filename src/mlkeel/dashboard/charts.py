@@ -15,7 +15,7 @@ names, categories, tooltips) passes through ``escape``, so a category named
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -57,10 +57,10 @@ def number(value: float | None, digits: int = 3) -> str:
     if value is None or not math.isfinite(value):
         return "–"
     size = abs(value)
-    if size >= 1e6:
-        return f"{value / 1e6:.{max(digits - 2, 1)}g}M"
-    if size >= 1e4:
-        return f"{value / 1e3:.{max(digits - 1, 2)}g}k"
+    for above, scale, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if size >= above:
+            scaled = value / scale
+            return f"{scaled:.{1 if abs(scaled) < 100 else 0}f}{suffix}"
     if size >= 100 or value == int(value):
         return f"{value:.0f}"
     return f"{value:.{digits}g}"
@@ -123,25 +123,27 @@ def time_chart(
     return Markup("".join(parts))
 
 
-def _line(frame: _Frame, item: Series, label: object) -> str:
+def _line(frame: _Frame, item: Series, label: Callable[[float], str]) -> str:
     commands: list[str] = []
     dots: list[str] = []
     pen_up = True
-    few = len(item.points) <= 400
-    for index, (moment, value) in enumerate(item.points):
+    points = item.points
+    few = len(points) <= 48
+    for index, (moment, value) in enumerate(points):
         if value is None or not math.isfinite(value):
             pen_up = True
             continue
         x, y = frame.x(moment), frame.y(value)
         commands.append(f"{'M' if pen_up else 'L'}{x:.1f} {y:.1f}")
-        pen_up = False
         alarm = index < len(item.marked) and item.marked[index]
-        if few:
-            tip = f"{item.name}: {label(value)} at {when(moment)}"  # type: ignore[operator]
+        alone = pen_up and (index + 1 == len(points) or points[index + 1][1] is None)
+        pen_up = False
+        if few or alarm or alone:
+            tip = f"{item.name}: {label(value)} at {when(moment)}"
             css = "dot alarm" if alarm else "dot"
             dots.append(
-                f'<circle class="{css} {item.css}" cx="{x:.1f}" cy="{y:.1f}" r="{3 if alarm else 2}">'
-                f"<title>{escape(tip)}</title></circle>"
+                f'<circle class="{css} {item.css}" cx="{x:.1f}" cy="{y:.1f}" '
+                f'r="{3 if alarm else 2}"><title>{escape(tip)}</title></circle>'
             )
     path = f'<path class="line {item.css}" d="{" ".join(commands)}"/>' if commands else ""
     return f"<g>{path}{''.join(dots)}</g>"
@@ -220,19 +222,18 @@ def _bars(
     gap = 0.02
     slot = (1.0 - 2 * gap) / count
     parts = [_open(frame, title), *_y_axis(frame, ticks, percent)]
+    zero = frame.y(0)
+    shares = base.tolist()
+    window = None if current is None else current.tolist()
     for index, name in enumerate(names):
         offset = index * slot + (gap if index > 0 else 0) + (gap if index == count - 1 else 0)
         x0, x1 = frame.x(offset), frame.x(offset + slot)
-        tip = f"{name}: baseline {percent(float(base[index]))}"
-        if current is not None:
-            tip += f", window {percent(float(current[index]))}"
-        parts.append(_rect("bar baseline", x0, x1, frame.y(float(base[index])), frame.y(0), tip))
-        if current is not None:
-            parts.append(
-                _rect(
-                    "bar current", x0 + 1, x1 - 1, frame.y(float(current[index])), frame.y(0), tip
-                )  # fmt: skip
-            )
+        tip = f"{name}: baseline {percent(shares[index])}"
+        bars = _bar("baseline", x0, x1, frame.y(shares[index]), zero)
+        if window is not None:
+            tip += f", window {percent(window[index])}"
+            bars += _bar("current", x0 + 1, x1 - 1, frame.y(window[index]), zero)
+        parts.append(f"<g><title>{escape(tip)}</title>{bars}</g>")
     first, last = frame.x(gap + slot), frame.x(1 - gap - slot)
     for x, value in ((first, axis[0]), (last, axis[1]), ((first + last) / 2, sum(axis) / 2)):
         parts.append(
@@ -469,14 +470,14 @@ def _open(frame: _Frame, title: str) -> str:
     )
 
 
-def _y_axis(frame: _Frame, ticks: Sequence[float], label: object) -> list[str]:
+def _y_axis(frame: _Frame, ticks: Sequence[float], label: Callable[[float], str]) -> list[str]:
     parts = []
     for value in ticks:
         y = frame.y(value)
         parts.append(
             f'<line class="grid" x1="{frame.left}" x2="{frame.right}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="tick" x="{frame.left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(label(value))}</text>"  # type: ignore[operator]
+            f"{escape(label(value))}</text>"
         )
     return parts
 
@@ -505,9 +506,9 @@ def _time_axis(frame: _Frame) -> list[str]:
 
 def _legend(frame: _Frame, series: Sequence[Series]) -> str:
     parts = []
-    x = frame.right
+    x = float(frame.right)
     for item in reversed(series):
-        width = 14 + 7 * len(item.name)
+        width = 26 + 6.5 * len(item.name)
         x -= width
         parts.append(
             f'<rect class="swatch {item.css}" x="{x:.0f}" y="7" width="10" height="10"/>'
@@ -521,6 +522,14 @@ def _rect(css: str, x0: float, x1: float, y0: float, y1: float, tip: str) -> str
     return (
         f'<rect class="{css}" x="{x0:.1f}" y="{top:.1f}" width="{max(x1 - x0, 0):.1f}" '
         f'height="{bottom - top:.1f}"><title>{escape(tip)}</title></rect>'
+    )
+
+
+def _bar(css: str, x0: float, x1: float, y0: float, y1: float) -> str:
+    top, bottom = min(y0, y1), max(y0, y1)
+    return (
+        f'<rect class="bar {css}" x="{x0:.1f}" y="{top:.1f}" width="{max(x1 - x0, 0):.1f}" '
+        f'height="{bottom - top:.1f}"/>'
     )
 
 

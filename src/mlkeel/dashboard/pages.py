@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from mlkeel.dashboard import charts
 from mlkeel.dashboard.charts import Bins, Mark, Period, Series
-from mlkeel.dashboard.queries import ALIASES, Hour, Reader, StoredReport, Window
+from mlkeel.dashboard.queries import ALIASES, Hour, JobRun, Reader, StoredReport, Window
 from mlkeel.dashboard.render import render
 from mlkeel.errors import ModelNotFoundError
 from mlkeel.monitoring.profile import CategoricalProfile, FeatureProfile, NumericProfile
@@ -50,6 +50,7 @@ def overview(reader: Reader, now: float | None = None) -> str:
     names = reader.model_names()
     latest = reader.latest_reports(names) if names else {}
     open_alerts = reader.alerts(open_only=True, limit=500)
+    job_runs = reader.job_runs(limit=200)
     cards = []
     for name in names:
         versions = reader.versions(name)
@@ -71,9 +72,18 @@ def overview(reader: Reader, now: float | None = None) -> str:
             "rows_24h": sum(v for _, v in volume),
             "volume": charts.sparkline(volume, title=f"{name}: predictions per hour, last 24 h"),
             "last_run": history.runs[0] if history.runs else None,
+            "jobs": _last_per_job([r for r in job_runs or [] if r.model == name]),
         })  # fmt: skip
     return render("overview.html", page="overview", cards=cards, open_alerts=open_alerts,
                   reader=reader, now=now)  # fmt: skip
+
+
+def _last_per_job(runs: Sequence[JobRun]) -> list[JobRun]:
+    """The newest run of each job (`runs` newest first)."""
+    newest: dict[str, JobRun] = {}
+    for run in runs:
+        newest.setdefault(run.job, run)
+    return sorted(newest.values(), key=lambda run: run.job)
 
 
 def _status(report: StoredReport | None, alerting: bool) -> str:
@@ -223,11 +233,14 @@ def _accuracy_chart(
         return None
     return charts.time_chart(
         [Series(f"live {metric}", live, "s0"), Series(f"{metric} at training", trained, "s5")],
-        title=f"Live {metric} on labelled predictions", span=span,
+        title=f"Live {metric} on labelled predictions",
+        span=span,
     )
 
 
-def _features(found: Window, stored: Sequence[StoredReport]) -> tuple[list[FeatureView], FeatureView | None]:
+def _features(
+    found: Window, stored: Sequence[StoredReport]
+) -> tuple[list[FeatureView], FeatureView | None]:
     latest = stored[-1].document if stored else {}
     verdicts = {f["name"]: f for f in latest.get("features", [])}
     trends: dict[str, list[tuple[float, float | None, bool]]] = {}
@@ -337,4 +350,5 @@ def jobs(reader: Reader) -> str:
         (run for name in reader.model_names() for run in reader.history(name, runs=20).runs),
         key=lambda run: -run.started,
     )
-    return render("jobs.html", page="jobs", runs=runs[:100], reports=reader.recent_reports(50))
+    return render("jobs.html", page="jobs", runs=runs[:100], reports=reader.recent_reports(50),
+                  job_runs=reader.job_runs(limit=100))  # fmt: skip

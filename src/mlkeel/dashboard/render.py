@@ -16,10 +16,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from mlkeel.dashboard import charts
 
 # The pages run no script at all: a value that escaped escaping still could not execute.
-CONTENT_SECURITY_POLICY = (
+# The page's <meta> copy (for the offline report) cannot carry frame-ancestors; the header does.
+META_POLICY = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "base-uri 'none'; form-action 'none'"
 )
+CONTENT_SECURITY_POLICY = META_POLICY + "; frame-ancestors 'none'"
 
 
 @functools.cache
@@ -35,7 +37,7 @@ def environment() -> Environment:
         number=charts.number, percent=charts.percent, when=charts.when, short=_short,
         pretty=_pretty, pct=charts.percent,
     )  # fmt: skip
-    env.globals["csp"] = CONTENT_SECURITY_POLICY
+    env.globals["csp"] = META_POLICY
     return env
 
 

@@ -137,7 +137,9 @@ def _page(request: Request, build: Callable[[Reader], str]) -> Response:
 def _error(status: int, heading: str, message: str) -> Response:
     from mlkeel.dashboard.render import render
 
-    return _html(render("error.html", page="error", status=status, heading=heading, message=message), status)
+    return _html(
+        render("error.html", page="error", status=status, heading=heading, message=message), status
+    )
 
 
 def _html(body: str, status: int) -> Response:

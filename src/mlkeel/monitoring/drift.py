@@ -37,11 +37,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from mlkeel.monitoring.profile import (
     QUANTILES,
@@ -72,6 +71,9 @@ from mlkeel.monitoring.summaries import (
     edges_fingerprint,
 )
 from mlkeel.settings import DriftConfig
+
+if TYPE_CHECKING:  # pandas only for --exact: the daily job never loads it
+    import pandas as pd
 
 PREDICTION = "prediction"
 TOP_CATEGORIES = 20  # categories listed in a categorical feature's stats
@@ -126,6 +128,8 @@ def compare_exact(
         verdicts.append(_judge_exact(str(name), kind, ref, cur, threshold, config))
     prediction = None
     if predictions_ref is not None and predictions_cur is not None:
+        import pandas as pd
+
         ref = pd.Series(np.asarray(predictions_ref))
         cur = pd.Series(np.asarray(predictions_cur))
         kind = feature_kind(ref.dtype)

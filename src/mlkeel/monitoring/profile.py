@@ -33,14 +33,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from mlkeel.monitoring.stats import quantile_edges, sorted_histogram
+
+if TYPE_CHECKING:  # pandas only to build profiles (training), not to read them
+    import pandas as pd
 
 SCHEMA_VERSION = 1
 BINS = 10
@@ -64,6 +65,8 @@ def feature_kind(dtype: Any) -> FeatureKind:
 
     The one rule for the whole package: summaries and the monitor must classify columns alike.
     """
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
     return "numeric" if is_numeric_dtype(dtype) and not is_bool_dtype(dtype) else "categorical"
 
 
@@ -248,9 +251,15 @@ def build_profile(
     return BaselineProfile(
         rows=len(frame),
         features=features,
-        prediction=profile_column(pd.Series(labels)),
+        prediction=profile_column(_series(labels)),
         created_at=moment.isoformat(),
     )
+
+
+def _series(values: Any) -> pd.Series:
+    import pandas as pd
+
+    return pd.Series(values)
 
 
 def profile_column(column: pd.Series) -> FeatureProfile:
