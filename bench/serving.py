@@ -110,7 +110,7 @@ def run_server(
     logged_before = count_logged(project.database_path)
     try:
         with running(plan.launch, READY_TIMEOUT_S) as server:
-            result.ready_s = server.ready_s
+            result.ready_s, result.ready_cpu_s = server.ready_s, server.ready_cpu_s
             clock.say(f"{run.variant}/{run.model}: ready after {server.ready_s:.2f} s")
             check_answers(server.url + plan.predict_path, plan.body(model.rows[:3]), 3)
             for cell in run.cells:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from mlkeel.registry import Registry
-from mlkeel.scaffold import init_project
 from mlkeel.settings import Settings, load_settings
 from private_postgres import PrivateCluster
+from support import make_project
 
 TESTS = Path(__file__).parent
 
@@ -51,14 +51,6 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     MlflowClient(f"sqlite:///{path}").search_experiments()
     return path
-
-
-def make_project(root: Path, store: Path, example: str | None = "breast_cancer") -> Path:
-    """A scaffolded project whose MLflow store is a copy of `store`."""
-    init_project(root, example)
-    (root / ".mlkeel").mkdir(exist_ok=True)
-    shutil.copyfile(store, root / ".mlkeel" / "mlflow.db")
-    return root
 
 
 @pytest.fixture

@@ -55,6 +55,7 @@ class RunningServer:
     process: subprocess.Popen[bytes]
     started: float
     ready_s: float | None = None
+    ready_cpu_s: float | None = None  # CPU the process tree used to get ready
     peak_rss_bytes: int = 0
     _sampling: threading.Event = field(default_factory=threading.Event)
 
@@ -115,6 +116,7 @@ def _wait_ready(server: RunningServer, timeout_s: float) -> None:
         ready, last = _probe(url, last)
         if ready:
             server.ready_s = time.perf_counter() - server.started
+            server.ready_cpu_s = tree_cpu_seconds(server.process.pid)
             return
         time.sleep(READY_POLL_S)
     raise ServerFailed(

@@ -29,6 +29,13 @@ class CellResult:
     error: str | None = None
     cpu: CpuShare | None = None  # during the measured load
 
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        """Server CPU per answered request: robust to other processes using the machine."""
+        if self.cpu is None or self.figures is None or not self.figures.req_per_s:
+            return None
+        return self.cpu.server_pct * 10 / self.figures.req_per_s
+
 
 @dataclass
 class ServerResult:
@@ -37,6 +44,7 @@ class ServerResult:
     variant: str
     model: str
     ready_s: float | None = None
+    ready_cpu_s: float | None = None
     peak_rss_bytes: int | None = None
     log_rows: int | None = None  # rows the prediction log stored during this run (log variants)
     error: str | None = None
@@ -51,6 +59,7 @@ class ServerResult:
             "variant": self.variant,
             "model": self.model,
             "ready_s": self.ready_s,
+            "ready_cpu_s": self.ready_cpu_s,
             "peak_rss_mib": self.peak_rss_mib,
             "log_rows": self.log_rows,
             "error": self.error,
@@ -61,6 +70,7 @@ class ServerResult:
                     "concurrency": cell.cell.concurrency,
                     "figures": cell.figures.to_dict() if cell.figures else None,
                     "cpu_pct_of_one_core": asdict(cell.cpu) if cell.cpu else None,
+                    "server_cpu_ms_per_request": cell.cpu_ms_per_request,
                     "error": cell.error,
                 }
                 for cell in self.cells
@@ -84,11 +94,15 @@ class RunResults:
     in_process: dict[str, InProcess] = field(default_factory=dict)
 
     def figures(self, variant: str, cell: Cell) -> LoadFigures | None:
+        found = self.cell_result(variant, cell)
+        return found.figures if found else None
+
+    def cell_result(self, variant: str, cell: Cell) -> CellResult | None:
         for server in self.servers:
             if server.variant == variant and server.model == cell.model:
                 for result in server.cells:
                     if result.cell == cell and result.figures is not None:
-                        return result.figures
+                        return result
         return None
 
     def server(self, variant: str, model: str) -> ServerResult | None:

@@ -74,7 +74,19 @@ def _rate(
     mine, base = _pair(results, ours, theirs, cell)
     ratio = mine.req_per_s / base.req_per_s if mine and base and base.req_per_s else None
     detail = f"{mine.req_per_s:,.0f} vs {base.req_per_s:,.0f} req/s" if mine and base else "not run"
+    efficiency = _cpu_ratio(results, ours, theirs, cell)
+    if efficiency is not None:
+        detail += f"; per server CPU ms: {efficiency:.2f}x"
     return Target(name, f">= {goal:.2f}x", ratio, _verdict(ratio, lambda r: r >= goal), detail)
+
+
+def _cpu_ratio(results: RunResults, ours: str, theirs: str, cell: Cell) -> float | None:
+    """Their server CPU per request over ours: the throughput ratio a machine with no other
+    load would show for CPU-bound cells."""
+    mine, base = results.cell_result(ours, cell), results.cell_result(theirs, cell)
+    mine_ms = mine.cpu_ms_per_request if mine else None
+    base_ms = base.cpu_ms_per_request if base else None
+    return base_ms / mine_ms if mine_ms and base_ms else None
 
 
 def _p99(name: str, results: RunResults, ours: str, theirs: str, cell: Cell) -> Target:

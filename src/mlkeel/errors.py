@@ -13,6 +13,7 @@ The tree::
     ├── GateFailedError              a challenger failed the deployment gate; nothing moved
     ├── PipelineError                a retraining step failed; ``step`` names it; nothing moved
     ├── LockedError                  another process holds the lock (a retrain already running)
+    ├── JobInterruptedError          mlkeel up stopped a job at a safe point (interrupted)
     └── ServingError                 the server refuses a request (400); ``error_type``, ``field``
         ├── MalformedRequestError    the body is not JSON (400)
         ├── InvalidInputError        the rows do not fit the model's input schema (422)
@@ -21,6 +22,7 @@ The tree::
         ├── ModelNotReadyError       the model is configured but not loaded yet (503)
         ├── FeedbackUnavailableError labels sent to a server without a prediction log (409)
         ├── HistoryUnavailableError  history asked of a server without a database (503)
+        ├── JobsUnavailableError     job runs asked of a server without a database (409)
         ├── UnauthorizedError        a protected route called without a bearer token (401)
         ├── ForbiddenError           a protected route called with a wrong token (403)
         └── OverloadedError          too many requests in progress, or a predict timeout (503)
@@ -157,6 +159,17 @@ class HistoryUnavailableError(ServingError):
 
     http_status = 503
     error_type = "history_unavailable"
+
+
+class JobsUnavailableError(ServingError):
+    """Job runs were asked of a server that has no operational database."""
+
+    http_status = 409
+    error_type = "jobs_unavailable"
+
+
+class JobInterruptedError(MlkeelError):
+    """``mlkeel up`` is stopping: a scheduled job ended at a safe point, nothing half-done."""
 
 
 class RolloutError(MlkeelError):

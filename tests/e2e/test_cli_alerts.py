@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mlkeel.cli import main
 from mlkeel.cli.alerts import open_store
 from mlkeel.monitoring.alerts import AlertCandidate
 from mlkeel.settings import Settings
+from support import run_cli
 
 T0 = datetime(2026, 1, 2, tzinfo=UTC)
 DRIFT = AlertCandidate(
@@ -19,13 +19,6 @@ DRIFT = AlertCandidate(
 ERRORS = AlertCandidate(
     "error_rate", "error_rate", "breast_cancer: error rate 9.0% > 5.0%", {"error_rate": 0.09}
 )
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    captured = capsys.readouterr()
-    return int(exited.value.code or 0), captured.out, captured.err
 
 
 def raise_alerts(settings: Settings) -> None:
@@ -45,7 +38,7 @@ def test_alerts_lists_open_and_resolved_alerts_newest_first(
     monkeypatch.setenv("COLUMNS", "200")  # Rich reads it: one table row per line
     raise_alerts(settings)
 
-    code, out, _ = run(capsys, "alerts", "-p", str(project))
+    code, out, _ = run_cli(capsys, "alerts", "-p", str(project))
 
     assert code == 0
     for heading in ("id", "model", "rule", "subject", "status", "opened", "last seen", "message"):
@@ -64,7 +57,7 @@ def test_alerts_open_json_lists_only_open_alerts_with_evidence(
 ) -> None:
     raise_alerts(settings)
 
-    code, out, _ = run(capsys, "alerts", "--open", "--json", "--model", "breast_cancer",
+    code, out, _ = run_cli(capsys, "alerts", "--open", "--json", "--model", "breast_cancer",
                        "-p", str(project))  # fmt: skip
 
     assert code == 0
@@ -80,11 +73,11 @@ def test_alerts_open_json_lists_only_open_alerts_with_evidence(
 def test_alerts_on_a_fresh_project_says_there_are_none(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "alerts", "--open", "-p", str(project))
+    code, out, _ = run_cli(capsys, "alerts", "--open", "-p", str(project))
     assert code == 0
     assert "No open alerts." in out
 
-    code, out, _ = run(capsys, "alerts", "--json", "-p", str(project))
+    code, out, _ = run_cli(capsys, "alerts", "--json", "-p", str(project))
     assert code == 0
     assert json.loads(out) == []
 
@@ -92,7 +85,7 @@ def test_alerts_on_a_fresh_project_says_there_are_none(
 def test_alerts_for_an_unknown_model_names_the_defined_ones(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(capsys, "alerts", "--model", "nope", "-p", str(project))
+    code, _, err = run_cli(capsys, "alerts", "--model", "nope", "-p", str(project))
     assert code == 2
     assert "no model 'nope'" in err
     assert "breast_cancer" in err

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mlkeel.cli import main
 from mlkeel.db import make_engine
 from mlkeel.history import locks
+from support import run_cli
 
 MODEL = "breast_cancer"
 WORSE_TRAIN = """
@@ -23,21 +23,14 @@ def train(data, params):
 """
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    captured = capsys.readouterr()
-    return int(exited.value.code or 0), captured.out, captured.err
-
-
 @pytest.fixture
 def project(tmp_path: Path, mlflow_store: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     root = tmp_path / "bc"
-    assert run(capsys, "init", str(root), "--example", "breast_cancer")[0] == 0
+    assert run_cli(capsys, "init", str(root), "--example", "breast_cancer")[0] == 0
     (root / ".mlkeel").mkdir()
     shutil.copyfile(mlflow_store, root / ".mlkeel" / "mlflow.db")
-    assert run(capsys, "train", "-p", str(root))[0] == 0
-    code, out, err = run(capsys, "promote", MODEL, "1", "-p", str(root), "--by", "alice")
+    assert run_cli(capsys, "train", "-p", str(root))[0] == 0
+    code, out, err = run_cli(capsys, "promote", MODEL, "1", "-p", str(root), "--by", "alice")
     assert code == 0, err
     assert "champion is now version 1" in out
     return root
@@ -49,7 +42,7 @@ def flat(text: str) -> str:
 
 
 def events(capsys: pytest.CaptureFixture[str], project: Path) -> list[dict[str, object]]:
-    code, out, _ = run(capsys, "history", MODEL, "--json", "-p", str(project))
+    code, out, _ = run_cli(capsys, "history", MODEL, "--json", "-p", str(project))
     assert code == 0
     found: list[dict[str, object]] = json.loads(out)
     return found
@@ -58,7 +51,7 @@ def events(capsys: pytest.CaptureFixture[str], project: Path) -> list[dict[str, 
 def test_retrain_promotes_and_history_tells_who_when_why(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, "retrain", "-p", str(project), "--reason", "weekly refresh",
+    code, out, err = run_cli(capsys, "retrain", "-p", str(project), "--reason", "weekly refresh",
                          "--trigger", "schedule", "--by", "cron")  # fmt: skip
 
     assert code == 0, err
@@ -73,13 +66,13 @@ def test_retrain_promotes_and_history_tells_who_when_why(
     assert timeline[1]["trigger"] == "schedule"
     assert "roc_auc" in timeline[1]["metrics"]  # type: ignore[operator]
 
-    code, out, _ = run(capsys, "history", MODEL, "--version", "1", "--json", "-p", str(project))
+    code, out, _ = run_cli(capsys, "history", MODEL, "--version", "1", "--json", "-p", str(project))
     lineage = json.loads(out)
     assert lineage["data"]["data_rows"] == 569
     assert lineage["params"] == {"C": 1.0}
     assert lineage["served"][0]["retired"] is not None  # retired when version 2 took over
 
-    code, out, _ = run(capsys, "history", MODEL, "--runs", "--json", "-p", str(project))
+    code, out, _ = run_cli(capsys, "history", MODEL, "--runs", "--json", "-p", str(project))
     (audit,) = json.loads(out)
     assert audit["outcome"] == "promoted"
     assert [s["name"] for s in audit["steps"]][-1] == "deploy"
@@ -90,7 +83,7 @@ def test_worse_model_is_blocked_then_forced_with_a_reason_then_rolled_back(
 ) -> None:
     (project / "train.py").write_text(WORSE_TRAIN)
 
-    code, out, err = run(capsys, "retrain", "-p", str(project))
+    code, out, err = run_cli(capsys, "retrain", "-p", str(project))
 
     assert code == 1
     assert "✗ gate" in err
@@ -98,21 +91,21 @@ def test_worse_model_is_blocked_then_forced_with_a_reason_then_rolled_back(
     assert "The champion is unchanged (version 1)" in err
     assert "FAIL" in out
 
-    code, _, err = run(capsys, "promote", MODEL, "2", "-p", str(project))
+    code, _, err = run_cli(capsys, "promote", MODEL, "2", "-p", str(project))
     assert code == 1
     assert "version 2 of 'breast_cancer' failed the gate: roc_auc 0.5000" in err
     assert "--force --reason TEXT" in err
 
-    code, _, err = run(capsys, "promote", MODEL, "2", "--force", "-p", str(project))
+    code, _, err = run_cli(capsys, "promote", MODEL, "2", "--force", "-p", str(project))
     assert code == 2
     assert "--force needs --reason" in err
 
-    code, out, err = run(capsys, "promote", MODEL, "2", "--force", "--reason", "demo",
+    code, out, err = run_cli(capsys, "promote", MODEL, "2", "--force", "--reason", "demo",
                          "-p", str(project))  # fmt: skip
     assert code == 0, err
     assert "champion is now version 2 (was version 1) (gate overridden with --force)" in flat(out)
 
-    code, out, err = run(capsys, "rollback", MODEL, "-p", str(project), "--reason", "oops")
+    code, out, err = run_cli(capsys, "rollback", MODEL, "-p", str(project), "--reason", "oops")
     assert code == 0, err
     assert "champion is now version 1 (was version 2)" in flat(out)
 
@@ -128,15 +121,15 @@ def test_approval_policy_then_approve(
 ) -> None:
     monkeypatch.setenv("MLKEEL_MODELS__BREAST_CANCER__RETRAIN__DEPLOY", "approval")
 
-    code, out, err = run(capsys, "retrain", "-p", str(project))
+    code, out, err = run_cli(capsys, "retrain", "-p", str(project))
     assert code == 0, err
     assert "awaits approval: mlkeel approve breast_cancer 2" in flat(out)
 
-    code, _, err = run(capsys, "approve", MODEL, "1", "-p", str(project))
+    code, _, err = run_cli(capsys, "approve", MODEL, "1", "-p", str(project))
     assert code == 1
     assert "version 1 of 'breast_cancer' is not awaiting approval (awaiting: 2)" in err
 
-    code, out, err = run(capsys, "approve", MODEL, "2", "-p", str(project), "--by", "lead")
+    code, out, err = run_cli(capsys, "approve", MODEL, "2", "-p", str(project), "--by", "lead")
     assert code == 0, err
     assert "champion is now version 2 (approved; was version 1)" in flat(out)
     assert events(capsys, project)[-1]["action"] == "approved"
@@ -153,7 +146,7 @@ def test_second_retrain_is_refused_while_one_runs(
         )  # fmt: skip
     engine.dispose()
 
-    code, _, err = run(capsys, "retrain", "-p", str(project))
+    code, _, err = run_cli(capsys, "retrain", "-p", str(project))
 
     assert code == 1
     assert "a retrain of 'breast_cancer' already running since" in err
@@ -166,7 +159,7 @@ def test_failed_step_is_named_and_exits_1(
 ) -> None:
     (project / "train.py").write_text("def train(data, params):\n    raise ValueError('bad')\n")
 
-    code, _, err = run(capsys, "retrain", "-p", str(project))
+    code, _, err = run_cli(capsys, "retrain", "-p", str(project))
 
     assert code == 1
     assert "✗ train" in err

@@ -10,21 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from mlkeel.cli import main
 from mlkeel.cli.models import LIST_KEYS
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    captured = capsys.readouterr()
-    return int(exited.value.code or 0), captured.out, captured.err
+from support import run_cli
 
 
 @pytest.fixture
 def project(tmp_path: Path, mlflow_store: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     root = tmp_path / "bc"
-    code, out, _ = run(capsys, "init", str(root), "--example", "breast_cancer")
+    code, out, _ = run_cli(capsys, "init", str(root), "--example", "breast_cancer")
     assert code == 0, out
     (root / ".mlkeel").mkdir()
     shutil.copyfile(mlflow_store, root / ".mlkeel" / "mlflow.db")
@@ -32,23 +25,23 @@ def project(tmp_path: Path, mlflow_store: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_init_train_list_promote(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "train", "--project", str(project))
+    code, out, err = run_cli(capsys, "train", "--project", str(project))
     assert code == 0, err
     assert "Registered breast_cancer version 1" in out
     assert "roc_auc" in out
 
-    code, out, _ = run(capsys, "models", "breast_cancer", "--json", "-p", str(project))
+    code, out, _ = run_cli(capsys, "models", "breast_cancer", "--json", "-p", str(project))
     versions = json.loads(out)
     assert code == 0
     assert [tuple(v) for v in versions] == [LIST_KEYS]
     assert versions[0]["version"] == 1
     assert versions[0]["aliases"] == []
 
-    code, out, _ = run(capsys, "promote", "breast_cancer", "1", "-p", str(project))
+    code, out, _ = run_cli(capsys, "promote", "breast_cancer", "1", "-p", str(project))
     assert code == 0
     assert "champion is now version 1" in out
 
-    code, out, _ = run(capsys, "models", "breast_cancer", "--version", "1", "--json",
+    code, out, _ = run_cli(capsys, "models", "breast_cancer", "--version", "1", "--json",
                        "-p", str(project))  # fmt: skip
     shown = json.loads(out)
     assert shown["aliases"] == ["champion"]
@@ -59,11 +52,11 @@ def test_init_train_list_promote(project: Path, capsys: pytest.CaptureFixture[st
 def test_param_override_reaches_the_model(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run(capsys, "train", "-p", str(project))
-    code, _, err = run(capsys, "train", "-p", str(project), "--param", "C=0.001")
+    run_cli(capsys, "train", "-p", str(project))
+    code, _, err = run_cli(capsys, "train", "-p", str(project), "--param", "C=0.001")
     assert code == 0, err
 
-    _, out, _ = run(capsys, "models", "breast_cancer", "--json", "-p", str(project))
+    _, out, _ = run_cli(capsys, "models", "breast_cancer", "--json", "-p", str(project))
     newest, oldest = json.loads(out)
     assert newest["metrics"]["accuracy"] != oldest["metrics"]["accuracy"]
     assert newest["data_hash"] == oldest["data_hash"]
@@ -72,7 +65,7 @@ def test_param_override_reaches_the_model(
 def test_missing_data_file(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "data" / "breast_cancer.csv").unlink()
 
-    code, _, err = run(capsys, "train", "-p", str(project))
+    code, _, err = run_cli(capsys, "train", "-p", str(project))
 
     assert code == 1
     assert "breast_cancer.csv does not exist" in err
@@ -83,7 +76,7 @@ def test_missing_target_column(project: Path, capsys: pytest.CaptureFixture[str]
     toml = project / "mlkeel.toml"
     toml.write_text(toml.read_text().replace('target = "target"', 'target = "diagnosis"'))
 
-    code, _, err = run(capsys, "train", "-p", str(project))
+    code, _, err = run_cli(capsys, "train", "-p", str(project))
 
     assert code == 1
     assert "column(s) ['diagnosis'] not found" in err
@@ -96,12 +89,12 @@ def test_train_that_raises_registers_nothing(
         "def train(data, params):\n    raise RuntimeError('out of memory in my notebook')\n"
     )
 
-    code, _, err = run(capsys, "train", "-p", str(project))
+    code, _, err = run_cli(capsys, "train", "-p", str(project))
 
     assert code == 1
     assert "RuntimeError: out of memory in my notebook" in err
     assert "train.py:2" in err
-    code, _, err = run(capsys, "models", "breast_cancer", "-p", str(project))
+    code, _, err = run_cli(capsys, "models", "breast_cancer", "-p", str(project))
     assert code == 1
     assert "no registered model 'breast_cancer'" in err
 
@@ -109,7 +102,7 @@ def test_train_that_raises_registers_nothing(
 def test_model_without_predict(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "train.py").write_text("def train(data, params):\n    return object()\n")
 
-    code, _, err = run(capsys, "train", "-p", str(project))
+    code, _, err = run_cli(capsys, "train", "-p", str(project))
 
     assert code == 1
     assert "returned object, which has no predict method" in err
@@ -123,7 +116,7 @@ def test_unreachable_tracking_uri(project: Path, capsys: pytest.CaptureFixture[s
         )
     )
 
-    code, _, err = run(capsys, "train", "-p", str(project))
+    code, _, err = run_cli(capsys, "train", "-p", str(project))
 
     assert code == 1
     assert "cannot reach the MLflow tracking server at http://127.0.0.1:9" in err
@@ -133,7 +126,7 @@ def test_invalid_config_exits_2(project: Path, capsys: pytest.CaptureFixture[str
     toml = project / "mlkeel.toml"
     toml.write_text(toml.read_text().replace("test_size = 0.2", "test_size = 2"))
 
-    code, _, err = run(capsys, "train", "-p", str(project))
+    code, _, err = run_cli(capsys, "train", "-p", str(project))
 
     assert code == 2
     assert "models.breast_cancer.test_size" in err
@@ -141,9 +134,9 @@ def test_invalid_config_exits_2(project: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_promote_unknown_version(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run(capsys, "train", "-p", str(project))
+    run_cli(capsys, "train", "-p", str(project))
 
-    code, _, err = run(capsys, "promote", "breast_cancer", "5", "-p", str(project))
+    code, _, err = run_cli(capsys, "promote", "breast_cancer", "5", "-p", str(project))
 
     assert code == 1
     assert "no version 5; versions: 1" in err

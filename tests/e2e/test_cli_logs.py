@@ -7,19 +7,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from mlkeel.cli import main
 from mlkeel.cli.compose import open_repository
 from mlkeel.prediction_log.record import PredictionRecord
 from mlkeel.settings import Settings
+from support import run_cli
 
 NOW = datetime.now(UTC)
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    captured = capsys.readouterr()
-    return int(exited.value.code or 0), captured.out, captured.err
 
 
 def log_predictions(settings: Settings, count: int, *, days_ago: float = 0) -> None:
@@ -42,7 +35,7 @@ def test_export_writes_one_row_per_prediction_with_features_and_labels(
         labels, index=False
     )
 
-    code, out, err = run(capsys, "feedback", "import", str(labels), "-p", str(project))
+    code, out, err = run_cli(capsys, "feedback", "import", str(labels), "-p", str(project))
     assert code == 0
     assert "Labelled 2 of 3" in out
     assert "1 unknown request ids" in err
@@ -50,7 +43,7 @@ def test_export_writes_one_row_per_prediction_with_features_and_labels(
 
     for suffix in (".parquet", ".csv"):
         out_file = tmp_path / f"export{suffix}"
-        code, out, _ = run(capsys, "logs", "export", "--out", str(out_file), "-p", str(project),
+        code, out, _ = run_cli(capsys, "logs", "export", "--out", str(out_file), "-p", str(project),
                            "--since", "1d")  # fmt: skip
         assert code == 0, out
         frame = pd.read_parquet(out_file) if suffix == ".parquet" else pd.read_csv(out_file)
@@ -71,7 +64,7 @@ def test_feedback_with_only_unknown_ids_fails(
     labels = tmp_path / "labels.parquet"
     pd.DataFrame({"request_id": ["x", "y"], "label": [1, 0]}).to_parquet(labels)
 
-    code, _, err = run(capsys, "feedback", "import", str(labels), "-p", str(project))
+    code, _, err = run_cli(capsys, "feedback", "import", str(labels), "-p", str(project))
 
     assert code == 1
     assert "none of the 2 request ids" in err
@@ -83,7 +76,7 @@ def test_prune_keeps_the_retention_window(
     log_predictions(settings, 3, days_ago=100)
     log_predictions(settings, 2, days_ago=1)
 
-    code, out, _ = run(capsys, "logs", "prune", "--older-than", "90d", "-p", str(project))
+    code, out, _ = run_cli(capsys, "logs", "prune", "--older-than", "90d", "-p", str(project))
 
     assert code == 0
     assert "Deleted 3 predictions" in out
@@ -96,7 +89,7 @@ def test_tail_shows_latest_predictions(
 ) -> None:
     log_predictions(settings, 30)
 
-    code, out, _ = run(capsys, "logs", "tail", "-n", "3", "-p", str(project))
+    code, out, _ = run_cli(capsys, "logs", "tail", "-n", "3", "-p", str(project))
 
     assert code == 0
     assert "r0-29" in out
@@ -105,7 +98,7 @@ def test_tail_shows_latest_predictions(
 
 
 def test_bad_age_is_a_usage_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "logs", "prune", "--older-than", "ninety", "-p", str(project))
+    code, _, err = run_cli(capsys, "logs", "prune", "--older-than", "ninety", "-p", str(project))
 
     assert code == 2
     assert "'ninety' is not an age" in err
@@ -117,7 +110,7 @@ def test_db_upgrade_on_postgresql(
 ) -> None:  # fmt: skip
     monkeypatch.setenv("MLKEEL_DATABASE_URL", postgres_url)
 
-    code, out, _ = run(capsys, "db", "upgrade", "-p", str(project))
+    code, out, _ = run_cli(capsys, "db", "upgrade", "-p", str(project))
 
     assert code == 0
     assert "newest schema" in out

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,12 +12,7 @@ import pytest
 from mlkeel.registry import Registry
 from mlkeel.settings import Settings
 from mlkeel.training import to_candidate, train_model
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from support import free_port
 
 
 @pytest.mark.timeout(120)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -20,6 +19,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from mlkeel.monitoring.alert_sinks import EmailSink, LogSink, WebhookSink, build_sinks
 from mlkeel.monitoring.alerts import Alert
 from mlkeel.settings import AlertsConfig, AlertSink
+from support import free_port
 
 SECRET = "s3cret-Pa55"
 ALERT = Alert(
@@ -38,13 +38,6 @@ ALERT = Alert(
 RESOLVED = replace(
     ALERT, status="resolved", notified_at=1_767_312_000.0, resolved_at=1_767_398_400.0
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

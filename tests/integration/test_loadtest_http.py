@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from fastapi.responses import JSONResponse
 
 from mlkeel.cli import main
 from mlkeel.loadtest import Progress, fetch_schema, run_load
+from support import free_port
 
 MODEL = "demo"
 FEATURES = [
@@ -66,13 +66,6 @@ def stand_in_server() -> FastAPI:
         return JSONResponse({"predictions": [0] * len(instances)})
 
     return app
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

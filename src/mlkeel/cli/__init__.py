@@ -20,6 +20,7 @@ from mlkeel.cli import (
     retrain,
     rollout,
     serve,
+    up,
 )
 from mlkeel.cli.console import err_console
 from mlkeel.errors import MlkeelError
@@ -39,6 +40,7 @@ COMMANDS = (
     retrain,
     rollout,
     serve,
+    up,
     monitor,
     alerts,
     dashboard,

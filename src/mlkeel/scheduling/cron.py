@@ -79,7 +79,7 @@ class Cron:
         return f"{days}{date} {time} {timezone}"
 
 
-_FIVE_ONLY = "crontab, GitHub Actions, Airflow and the systemd export"
+_FIVE_ONLY = "crontab, GitHub Actions and Airflow"
 
 
 def parse_cron(text: str, where: str = "schedule") -> Cron:

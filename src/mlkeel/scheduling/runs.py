@@ -90,8 +90,8 @@ class JobRunStore:
                   "scheduled": scheduled, "started": time.time(), "outcome": "running",
                   "runner": runner}  # fmt: skip
         with self.engine.begin() as connection:
-            inserted = connection.execute(job_runs.insert().values(**values))
-            return int(inserted.inserted_primary_key[0])
+            query = job_runs.insert().values(**values).returning(job_runs.c.id)
+            return int(connection.execute(query).scalar_one())
 
     def finish(
         self, run_id: int, outcome: Outcome, summary: Mapping[str, Any] | None = None,
@@ -124,6 +124,14 @@ class JobRunStore:
             changed = connection.execute(query.values(outcome="interrupted", error=reason,
                                                       ended=time.time()))  # fmt: skip
             return int(changed.rowcount)
+
+    def prune(self, before: float) -> int:
+        """Delete finished runs that started before `before`; return how many."""
+        query = job_runs.delete().where(
+            job_runs.c.started < before, job_runs.c.outcome != "running"
+        )
+        with self.engine.begin() as connection:
+            return int(connection.execute(query).rowcount)
 
     def last_started(self, job: str) -> float | None:
         """When the newest run of `job` that its schedule started began (catch-up's anchor)."""

@@ -143,20 +143,20 @@ async def model_history(name: str, request: Request, limit: int | None = None) -
     return _json([event.to_dict() for event in events], 200)
 
 
-@router.get("/v1/jobs", responses=ERRORS)
+@router.get("/v1/jobs", responses={**ERRORS, 409: {"model": schemas.ErrorResponse}})
 async def job_runs(
     request: Request, model: str | None = None, kind: str | None = None, limit: int = 50
 ) -> Response:
     """The newest runs of ``mlkeel up``'s scheduled jobs, newest first (``mlkeel jobs --json``):
     job, trigger, times, outcome (ok, failed, interrupted, skipped), summary, error."""
+    from mlkeel.errors import JobsUnavailableError
     from mlkeel.scheduling.runs import JobRunStore
 
     prediction_log = serving(request).prediction_log
     if prediction_log is None:
-        raise HistoryUnavailableError(
+        raise JobsUnavailableError(
             "this server has no operational database (prediction_log.enabled = false); "
-            "list job runs with 'mlkeel jobs' instead",
-            field="model",
+            "list job runs with 'mlkeel jobs' instead"
         )
     store = JobRunStore(prediction_log.repository.engine)
     runs = await anyio.to_thread.run_sync(

@@ -22,6 +22,7 @@ from mlkeel.serving.app import create_app
 from mlkeel.serving.background import BackgroundServer
 from mlkeel.settings import Settings, load_settings
 from mlkeel.training import to_candidate, train_model
+from support import make_project
 
 pytestmark = pytest.mark.timeout(600)
 CHECKS = [
@@ -34,7 +35,6 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory: pytest.TempPathFactory, mlflow_store: Path) -> Iterator[Any]:
-    from conftest import make_project
     from mlkeel.cli.compose import registry_for
 
     root = make_project(tmp_path_factory.mktemp("fuzz") / "project", mlflow_store)

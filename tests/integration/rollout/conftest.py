@@ -18,17 +18,14 @@ from serving_support import Project  # noqa: E402
 from mlkeel.cli.compose import registry_for  # noqa: E402
 from mlkeel.settings import load_settings  # noqa: E402
 from mlkeel.training import TrainedModel, train_model  # noqa: E402
-
-ROOT_CONFTEST = Path(__file__).parents[2] / "conftest.py"
+from support import make_project  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def new_project(
-    tmp_path_factory: pytest.TempPathFactory, mlflow_store: Path, request: pytest.FixtureRequest
+    tmp_path_factory: pytest.TempPathFactory, mlflow_store: Path
 ) -> Callable[[], Project]:
     """Makes a breast_cancer project with an empty MLflow store."""
-    plugin = request.config.pluginmanager.get_plugin(str(ROOT_CONFTEST))
-    make_project: Callable[..., Path] = plugin.make_project  # type: ignore[union-attr]
 
     def make() -> Project:
         path = make_project(tmp_path_factory.mktemp("project") / "project", mlflow_store)

@@ -15,19 +15,12 @@ from serving_support import Project
 from mlkeel.cli.compose import registry_for
 from mlkeel.settings import load_settings
 from mlkeel.training import TrainedModel, train_model
-
-ROOT_CONFTEST = Path(__file__).parents[2] / "conftest.py"
-
-
-@pytest.fixture(scope="session")
-def make_project(request: pytest.FixtureRequest) -> Callable[..., Path]:
-    """tests/conftest.py's `make_project` (conftest modules cannot import each other)."""
-    return request.config.pluginmanager.get_plugin(str(ROOT_CONFTEST)).make_project  # type: ignore[no-any-return,union-attr]
+from support import make_project
 
 
 @pytest.fixture(scope="module")
 def new_project(
-    tmp_path_factory: pytest.TempPathFactory, mlflow_store: Path, make_project: Callable[..., Path]
+    tmp_path_factory: pytest.TempPathFactory, mlflow_store: Path
 ) -> Callable[[], Project]:
     """Makes a breast_cancer project with an empty MLflow store."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +12,7 @@ import pytest
 from serving_support import MODEL, Project, wait_until
 
 from mlkeel.training import TrainedModel
+from support import free_port, ready
 
 pytestmark = pytest.mark.timeout(180)
 MLKEEL = Path(sys.executable).with_name("mlkeel")
@@ -44,13 +44,13 @@ def test_serve_latest_with_two_workers_answers(
     project = new_project()
     project.register(trained)
     version = project.register(trained)
-    port = _free_port()
+    port = free_port()
     command = [str(MLKEEL), "serve", "--project", str(project.path), "--latest"]
     command += ["--port", str(port), "--workers", "2"]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # noqa: S603
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            wait_until(lambda: _ready(client), 90, "two workers to load the model")
+            wait_until(lambda: ready(client), 90, "two workers to load the model")
             answers = [
                 client.post(
                     f"/v1/models/{MODEL}/predict",
@@ -66,16 +66,3 @@ def test_serve_latest_with_two_workers_answers(
     assert {a.status_code for a in answers} == {200}
     assert {a.json()["version"] for a in answers} == {version}
     assert "not the champion (--latest)" in " ".join(output.split())
-
-
-def _ready(client: httpx.Client) -> bool:
-    try:
-        return client.get("/ready").status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from mlkeel.db import make_engine, upgrade
 from mlkeel.prediction_log.repository import PredictionRepository
 from mlkeel.training import TrainedModel
 from private_postgres import PrivateCluster
+from support import free_port, ready
 
 pytestmark = pytest.mark.timeout(240)
 MLKEEL = Path(sys.executable).with_name("mlkeel")
@@ -50,13 +50,13 @@ def test_kill_9_while_spooling_then_restart_replays_everything(
         "MLKEEL_PREDICTION_LOG__SPOOL_DIR": str(spool),
         "MLKEEL_PREDICTION_LOG__FLUSH_SECONDS": "0.1",
     }
-    port = _free_port()
+    port = free_port()
     private_cluster.stop()
     answered: list[str] = []
     server = start_server(project, port, environment)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            wait_until(lambda: _ready(client), 90, "the server to load its model")
+            wait_until(lambda: ready(client), 90, "the server to load its model")
             for i in range(200):
                 response = client.post(
                     f"/v1/models/{MODEL}/predict",
@@ -73,7 +73,7 @@ def test_kill_9_while_spooling_then_restart_replays_everything(
         private_cluster.start()
         server = start_server(project, port, environment)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            wait_until(lambda: _ready(client), 90, "the restarted server")
+            wait_until(lambda: ready(client), 90, "the restarted server")
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -85,16 +85,3 @@ def test_kill_9_while_spooling_then_restart_replays_everything(
     engine.dispose()
     assert sorted(stored) == sorted(answered)
     assert list(spool.glob("*.spool")) == []
-
-
-def _ready(client: httpx.Client) -> bool:
-    try:
-        return client.get("/ready").status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
