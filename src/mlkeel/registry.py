@@ -7,6 +7,7 @@ at registration is checked on every load, so a tampered or corrupted model is re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -265,11 +266,22 @@ class Registry:
         with _registry_errors("downloading a model from", self.tracking_uri):
             source = self.client.get_model_version_download_uri(info.name, str(info.version))
             staging = Path(tempfile.mkdtemp(prefix="download-", dir=_mkdir(self.cache_dir)))
-            mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(staging))
-        # Downloads land beside the cache and are renamed in, so a reader never sees half.
-        shutil.rmtree(target, ignore_errors=True)
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=str(staging), tracking_uri=self.tracking_uri
+            )
+        # Downloads land beside the cache and are renamed in, so a reader never sees half;
+        # a stale copy is renamed away first (processes sharing the cache may race: the
+        # loser keeps the winner's copy, which the caller's digest check then judges).
         _mkdir(target.parent)
-        staging.rename(target)
+        if target.exists():
+            stale = target.with_name(f".{target.name}-{uuid.uuid4().hex[:8]}.stale")
+            with contextlib.suppress(OSError):
+                target.rename(stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            staging.rename(target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
         return target
 
     def _aliases(self, name: str) -> dict[str, list[str]]:
