@@ -119,7 +119,7 @@ def test_a_canary_failing_5_percent_is_rolled_back_and_no_client_sees_an_error(
         wait_until(lambda: canary_state(project.registry, MODEL) is None, 30, "the rollback")
         failures = _metric(client, "mlkeel_variant_failures_total", variant="canary")
         wait_until(lambda: send(client, rows[0], "x").headers["X-Model-Variant"] == "champion",
-                   5, "the server to drop the canary")  # fmt: skip
+                   30, "the server to drop the canary")  # fmt: skip
         after = Counter(send(client, row, f"z{i}").headers["X-Model-Variant"]
                         for i, row in enumerate(rows[:200]))  # fmt: skip
 
