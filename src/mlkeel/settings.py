@@ -459,6 +459,11 @@ def _overlay_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dic
         if not variable.startswith(ENV_PREFIX) or variable in _NOT_CONFIG:
             continue
         keys = variable[len(ENV_PREFIX) :].lower().split("__")
+        if not all(keys):
+            raise ConfigError(
+                f"{variable} has an empty key: nested keys are joined by exactly two "
+                "underscores, e.g. MLKEEL_MODELS__NAME__TEST_SIZE"
+            )
         node = raw
         for index, key in enumerate(keys[:-1]):
             keys[index] = key = _existing_key(node, key)
