@@ -16,7 +16,7 @@ import sqlite3
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -149,6 +149,25 @@ class Registry:
             self.client.set_registered_model_alias(name, alias, str(version))
             self.client.set_model_version_tag(name, str(version), f"{TAG}{alias}_since", _now())
         return info
+
+    def set_tags(self, name: str, version: int, tags: Mapping[str, Any]) -> None:
+        """Set ``mlkeel.*`` tags on `version` (verdicts, rollout state)."""
+        with _registry_errors(f"tagging {name} version {version} in", self.tracking_uri):
+            for key, value in tags.items():
+                self.client.set_model_version_tag(name, str(version), f"{TAG}{key}", _text(value))
+
+    def delete_tags(self, name: str, version: int, keys: Iterable[str]) -> None:
+        """Remove these ``mlkeel.*`` tags from `version` where present."""
+        present = self.version(name, version).lineage
+        with _registry_errors(f"clearing tags of {name} version {version} in", self.tracking_uri):
+            for key in keys:
+                if key in present:
+                    self.client.delete_model_version_tag(name, str(version), f"{TAG}{key}")
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove `alias` from model `name` (a canary or shadow that ended)."""
+        with _registry_errors(f"removing the {alias!r} alias of {name} in", self.tracking_uri):
+            self.client.delete_registered_model_alias(name, alias)
 
     def _log_run(self, run_id: str, candidate: Candidate) -> None:
         from mlflow.entities import Metric, Param, RunTag

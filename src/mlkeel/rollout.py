@@ -36,20 +36,19 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import json
 import logging
 import math
 import re
 import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from mlkeel.errors import ConfigError, ModelNotFoundError, RegistryError, RolloutError
+from mlkeel.errors import ConfigError, ModelNotFoundError, RolloutError
 from mlkeel.history import DeploymentEvent, HistoryRepository
 from mlkeel.monitoring.stats import js_distance, quantile_edges
 from mlkeel.settings import RolloutConfig
@@ -389,38 +388,16 @@ def _alias(registry: Registry, name: str, alias: str) -> VersionInfo | None:
     return info if alias in info.aliases else None
 
 
-@contextlib.contextmanager
-def _registry_writes(registry: Registry, doing: str) -> Iterator[Any]:
-    """The MLflow client, with its failures turned into a RegistryError naming `doing`."""
-    try:
-        yield registry.client
-    except RegistryError:
-        raise
-    except Exception as exc:
-        raise RegistryError(
-            f"{doing} failed in the MLflow store: {exc.__class__.__name__}: "
-            f"{(str(exc).splitlines() or [''])[0][:300]}"
-        ) from exc
-
-
 def _set_tags(registry: Registry, name: str, version: int, tags: Mapping[str, Any]) -> None:
-    with _registry_writes(registry, f"tagging {name} version {version}") as client:
-        for key, value in tags.items():
-            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-            client.set_model_version_tag(name, str(version), f"{TAG}{key}", text)
+    registry.set_tags(name, version, tags)
 
 
 def _clear_tags(registry: Registry, name: str, version: int, keys: Iterable[str]) -> None:
-    present = registry.version(name, version).lineage
-    with _registry_writes(registry, f"clearing tags of {name} version {version}") as client:
-        for key in keys:
-            if key in present:
-                client.delete_model_version_tag(name, str(version), f"{TAG}{key}")
+    registry.delete_tags(name, version, keys)
 
 
 def _drop_alias(registry: Registry, name: str, alias: str) -> None:
-    with _registry_writes(registry, f"removing the {alias!r} alias of {name}") as client:
-        client.delete_registered_model_alias(name, alias)
+    registry.delete_alias(name, alias)
 
 
 # ---- actions -------------------------------------------------------------------------------

@@ -58,3 +58,12 @@ def test_importing_the_package_does_no_work() -> None:
     tree = ast.parse((PACKAGE / "__init__.py").read_text())
     statements = [n for n in tree.body if not isinstance(n, ast.Expr | ast.Assign)]
     assert statements == [] or all(isinstance(n, ast.ImportFrom) for n in statements)
+
+
+def test_only_the_registry_talks_to_the_mlflow_client() -> None:
+    users = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "registry.py" and "registry.client" in path.read_text()
+    )
+    assert users == []

@@ -13,7 +13,6 @@ Two retrains of one model never overlap: the run holds a database lock throughou
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from mlkeel.history import (
 )
 from mlkeel.metrics import metric_names
 from mlkeel.prediction_log.repository import PredictionRepository
-from mlkeel.registry import TAG, Registry, VersionInfo
+from mlkeel.registry import Registry, VersionInfo
 from mlkeel.retraining.data import TrainingData, load_training_data, write_snapshot
 from mlkeel.retraining.deploy import current_champion, load_contender, move_champion
 from mlkeel.retraining.evaluate import Contender, Evaluation, compare
@@ -336,20 +335,8 @@ class _Pipeline:
         )
 
     def tag(self, version: int, **tags: Any) -> None:
-        """Add verdict tags to a registered version (the registry has no call for it)."""
-        try:
-            for key, value in tags.items():
-                text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-                self.registry.client.set_model_version_tag(
-                    self.name, str(version), f"{TAG}{key}", text
-                )
-        except MlkeelError:
-            raise
-        except Exception as exc:
-            raise RegistryError(
-                f"tagging version {version} of {self.name!r} failed: "
-                f"{exc.__class__.__name__}: {exc}"
-            ) from exc
+        """Add verdict tags to a registered version."""
+        self.registry.set_tags(self.name, version, tags)
 
 
 def _step(

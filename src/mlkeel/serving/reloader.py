@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 Action = Literal["loaded", "swapped", "unchanged", "load_failed", "registry_error", "backing_off"]
 MAX_BACKOFF = 300.0
 CANARY, SHADOW = "canary", "shadow"
-TRIPPED_TAG = "mlkeel.canary_tripped"
+TRIPPED_TAG = "canary_tripped"  # mlkeel.canary_tripped in the registry
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +215,7 @@ class Reloader:
 
     def _tag_tripped(self, name: str, version: int, stamp: str) -> None:
         try:
-            client: Any = self._registry.client
-            client.set_model_version_tag(name, str(version), TRIPPED_TAG, stamp)
+            self._registry.set_tags(name, version, {TRIPPED_TAG: stamp})
         except Exception as exc:
             log.warning("could not tag canary %s version %d as tripped: %s", name, version, exc)
 
