@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def test_ui_serves_mlflow_on_the_project_store(
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlkeel", "ui", "-p", str(project), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
         body = _wait_for_models(f"http://127.0.0.1:{port}", deadline=time.monotonic() + 90)
@@ -32,9 +33,23 @@ def test_ui_serves_mlflow_on_the_project_store(
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=20)
 
     assert [model["name"] for model in body["registered_models"]] == ["breast_cancer"]
+    assert server.returncode == 130
+    assert _processes_mentioning(f"--port {port}") == []  # the whole MLflow tree is gone
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in status.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                found.append(int(status.parent.name))
+        except OSError:
+            continue
+    return found
 
 
 def _wait_for_models(base: str, deadline: float) -> dict[str, list[dict[str, str]]]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -167,7 +170,41 @@ def ui(
     if registry.artifact_location is not None:
         command += ["--default-artifact-root", registry.artifact_location]
     err_console.print(f"MLflow UI for {settings.project} at http://{host}:{port} (Ctrl-C stops)")
+    sys.exit(_run_group(command))
+
+
+def _run_group(command: list[str]) -> int:
+    """Run `command` in its own process group and take the whole group down with us.
+
+    MLflow's UI is a tree (its CLI, uvicorn, job runners, workers): stopping only the direct
+    child on Ctrl-C or SIGTERM left the rest running, orphaned.
+    """
+    process = subprocess.Popen(command, start_new_session=True)  # noqa: S603 - our own args
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        sys.exit(subprocess.call(command))  # noqa: S603 - our own interpreter and arguments
+        return process.wait()
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _stop_group(process)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; its group may linger a moment: one more pass kills stragglers.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return
