@@ -34,10 +34,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_tree(root: Path) -> str:
-    """One digest for every file under `root`: relative paths and contents, in sorted order."""
+def sha256_tree(root: Path, ignore: frozenset[str] = frozenset()) -> str:
+    """One digest for every file under `root` (but those named in `ignore`): relative paths
+    and contents, in sorted order."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in ignore):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(sha256_file(path).encode() + b"\n")
     return digest.hexdigest()

@@ -37,6 +37,9 @@ SCHEMA_FILE = "input_schema.json"
 PROFILE_FILE = "baseline_profile.json"
 MODEL_DIR = "model"
 ALIASES = ("champion", "challenger", "canary", "shadow")
+# MLflow writes this into a model folder it serves (`mlflow models serve -m models:/…`); only
+# MLflow reads it, never our loader, so it is left out of the digest.
+NOT_DIGESTED = frozenset({"registered_model_meta"})
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +125,7 @@ class Registry:
             with tempfile.TemporaryDirectory(prefix="mlkeel-") as scratch:
                 model_dir = Path(scratch) / MODEL_DIR
                 _save_model(candidate, model_dir)
-                digest = sha256_tree(model_dir)
+                digest = sha256_tree(model_dir, NOT_DIGESTED)
                 self._log_run(run_id, candidate)
                 client.log_artifacts(run_id, str(model_dir), MODEL_DIR)
             tags = _lineage_tags(candidate, digest)
@@ -266,10 +269,10 @@ class Registry:
         info = self.version(name, version)
         expected = info.lineage.get("artifact_sha256")
         root = self.cache_dir / info.name / str(info.version)
-        if not (root.is_dir() and sha256_tree(root / MODEL_DIR) == expected):
+        if not (root.is_dir() and sha256_tree(root / MODEL_DIR, NOT_DIGESTED) == expected):
             root = self._download(info, root)
         path = root / MODEL_DIR
-        actual = sha256_tree(path)
+        actual = sha256_tree(path, NOT_DIGESTED)
         if expected != actual:
             shutil.rmtree(root, ignore_errors=True)
             raise ArtifactIntegrityError(

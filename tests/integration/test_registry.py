@@ -147,3 +147,18 @@ def test_new_store_starts_from_cached_empty_store(
 
     assert second.names() == ["copied"]
     assert first.names() == []
+
+
+def test_mlflow_serving_metadata_does_not_break_the_digest(
+    settings: Settings, registry: Registry
+) -> None:
+    version = register(settings, registry)
+    source = registry.client.get_model_version_download_uri("breast_cancer", str(version))
+    # What `mlflow models serve -m models:/breast_cancer/1` leaves in the artifact folder.
+    (Path(source.removeprefix("file://")) / "registered_model_meta").write_text(
+        "model_name: breast_cancer\nmodel_version: '1'\n"
+    )
+
+    loaded = registry.load("breast_cancer", version)
+
+    assert loaded.info.version == version
