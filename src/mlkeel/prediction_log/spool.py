@@ -71,15 +71,18 @@ class Spool:
     def append(self, records: Sequence[PredictionRecord]) -> None:
         """Write `records` durably (flush + fsync) before returning."""
         handle = self._open()
-        start = handle.tell()
+        descriptor = handle.fileno()
+        start = os.lseek(descriptor, 0, os.SEEK_END)
+        data = memoryview(b"".join(encode(record) for record in records))
         try:
-            handle.write(b"".join(encode(record) for record in records))
-            handle.flush()
-            os.fsync(handle.fileno())
+            while data:  # unbuffered: a full disk shows as a short write or an error, here
+                written = os.write(descriptor, data)
+                data = data[written:]
+            os.fsync(descriptor)
         except OSError:
             # A full disk leaves half a batch: cut it off, so the file holds whole records.
             with contextlib.suppress(OSError):
-                handle.truncate(start)
+                os.ftruncate(descriptor, start)
             raise
 
     def _open(self) -> IO[bytes]:
@@ -87,7 +90,7 @@ class Spool:
             self.directory.mkdir(parents=True, exist_ok=True)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
             self._path = self.directory / f"{stamp}-{os.getpid()}{SUFFIX}"
-            self._file = self._path.open("ab")
+            self._file = self._path.open("ab", buffering=0)
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return self._file
 

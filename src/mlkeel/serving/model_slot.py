@@ -80,6 +80,10 @@ class ServedModel:
     labels: tuple[str, ...] | None  # probability keys, when the model has predict_proba
     wants_frame: bool  # fitted on a DataFrame (has feature names), so it gets one
     loaded_at: float
+    # A classifier whose label is the class of highest probability answers from one
+    # predict_proba call instead of predict + predict_proba: half the model time (measured:
+    # random forest, one row, 9.1 -> 4.6 ms of CPU). Decided at load (`_argmax_agrees`).
+    classes: Any = None
 
     @property
     def name(self) -> str:
@@ -92,12 +96,17 @@ class ServedModel:
     def predict(self, batch: Sequence[Rows]) -> list[Outputs]:
         """Predict all requests' rows in one call and split the answers back. Blocking."""
         features = self._input(batch)
-        predictions = _plain(np.asarray(self.model.predict(features)))
         probabilities: list[dict[str, float]] | None = None
-        if self.labels is not None:
+        if self.labels is None:
+            predictions = _plain(np.asarray(self.model.predict(features)))
+        else:
             labels = self.labels
             matrix = np.asarray(self.model.predict_proba(features), dtype=np.float64)
             probabilities = [dict(zip(labels, row, strict=True)) for row in matrix.tolist()]
+            if self.classes is not None:
+                predictions = _plain(self.classes[np.argmax(matrix, axis=1)])
+            else:
+                predictions = _plain(np.asarray(self.model.predict(features)))
         outputs, start = [], 0
         for rows in batch:
             end = start + rows.count
@@ -189,8 +198,27 @@ def load_served(
         time.time(),
     )
     if schema.examples:
-        served.predict([validator.records(schema.examples, "examples")])
+        examples = [validator.records(schema.examples, "examples")]
+        served.predict(examples)
+        if labels and _argmax_agrees(served, examples):
+            served = replace(served, classes=np.asarray(model.classes_))
     return served
+
+
+# Classifiers whose predict applies a tuned threshold or its own decision function rather
+# than the most probable class: they keep predict + predict_proba.
+OWN_DECISION = frozenset({"FixedThresholdClassifier", "TunedThresholdClassifierCV", "SVC", "NuSVC"})
+
+
+def _argmax_agrees(served: ServedModel, examples: list[Rows]) -> bool:
+    """Whether the model's label is its most probable class, so one call answers both."""
+    model = served.model
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    if type(final).__name__ in OWN_DECISION or getattr(model, "classes_", None) is None:
+        return False
+    features = served._input(examples)
+    derived = np.asarray(model.classes_)[np.argmax(model.predict_proba(features), axis=1)]
+    return bool(np.array_equal(derived, np.asarray(model.predict(features))))
 
 
 def _concat(pieces: Sequence[Any]) -> Any:
