@@ -39,6 +39,7 @@ class Slow:
         return self.model.predict(np.asarray(features))
 
     def predict_proba(self, features):
+        time.sleep(0.6)
         return self.model.predict_proba(np.asarray(features))
 
 
