@@ -12,14 +12,16 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from mlkeel.registry import Registry
 from mlkeel.settings import Settings, load_settings
+from mlkeel.training import TrainedModel
 from private_postgres import PrivateCluster
+from serving_support import Project
 from support import make_project
 
 TESTS = Path(__file__).parent
@@ -138,3 +140,37 @@ def private_cluster() -> Iterator[PrivateCluster]:
         with contextlib.suppress(subprocess.CalledProcessError):
             cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ---- a trained model and projects holding it (serving, rollout) ---------------------------
+# Training takes seconds, so the model is trained once per module and registered (0.1 s)
+# into each project that needs it.
+@pytest.fixture(scope="module")
+def new_project(
+    tmp_path_factory: pytest.TempPathFactory, mlflow_store: Path
+) -> Callable[[], Project]:
+    """Makes a breast_cancer project with an empty MLflow store."""
+    from mlkeel.cli.compose import registry_for
+
+    def make() -> Project:
+        path = make_project(tmp_path_factory.mktemp("project") / "project", mlflow_store)
+        project_settings = load_settings(path, environ={})
+        return Project(path, project_settings, registry_for(project_settings))
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def trained(new_project: Callable[[], Project]) -> TrainedModel:
+    from mlkeel.training import train_model
+
+    project = new_project()
+    return train_model(project.settings, project.settings.model())
+
+
+@pytest.fixture
+def champion_project(new_project: Callable[[], Project], trained: TrainedModel) -> Project:
+    """A fresh project whose version 1 is the champion."""
+    project = new_project()
+    project.register(trained, promote=True)
+    return project

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "serving"))
-
-from retrain_support import Lab, make_lab  # noqa: E402 - after the path is set
+from retrain_support import Lab, make_lab
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from serving_support import MODEL, Project, live
 
 from mlkeel.serving.app import create_app
 from mlkeel.settings import Settings, load_settings
 from mlkeel.training import TrainedModel, to_candidate, train_model
+from serving_support import MODEL, Project, live
 
 pytestmark = pytest.mark.timeout(180)
 ADMIN, PREDICT = "admin-secret-3f9a", "predict-secret-77c1"
