@@ -26,6 +26,9 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Traceback" not in result.stderr
+    report = (root / "report.html").read_text()
+    assert "breast_cancer" in report
+    assert "<svg" in report
     settings = load_settings(root, environ={})
     registry = registry_for(settings)
     versions = {info.version: info for info in registry.versions("breast_cancer")}

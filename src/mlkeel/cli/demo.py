@@ -49,6 +49,7 @@ class Story:
 
     root: Path
     fast: bool
+    scratch: bool
     url: str = ""
     notes: list[tuple[str, str]] = field(default_factory=list)
     report: Path | None = None
@@ -86,7 +87,7 @@ def demo(
 
     scratch = directory is None
     root = Path(tempfile.mkdtemp(prefix="mlkeel-demo-")) if directory is None else directory
-    story = Story(root, fast)
+    story = Story(root, fast, scratch)
     webhook = Webhook()
     console.print(Panel.fit(f"mlkeel demo: a model from notebook to production, in {root}"))
     world: World | None = None
@@ -280,12 +281,11 @@ def _verdict(report: Any) -> str:
     return text + (f"; {len(report.alerts)} alert(s)" if report.alerts else "; healthy")
 
 
-def _report(story: Story, world: World) -> Path | None:
-    try:
-        from mlkeel.dashboard.report import write_report
-    except ImportError:
-        return None
-    target = story.root / "report.html"
+def _report(story: Story, world: World) -> Path:
+    """The week's report; outside a scratch project, which is deleted at the end."""
+    from mlkeel.dashboard.report import write_report
+
+    target = Path.cwd() / "mlkeel-demo-report.html" if story.scratch else story.root / "report.html"
     write_report(world.settings, world.registry, world.engine, EXAMPLE, "7d", target)
     return target
 
