@@ -11,7 +11,6 @@ import httpx
 import pandas as pd
 import pytest
 from retrain_support import MODEL, Lab, make_lab
-from serving_support import live, wait_until
 
 from mlkeel.errors import LockedError, PipelineError, RegistryError
 from mlkeel.history import DeploymentEvent
@@ -19,6 +18,7 @@ from mlkeel.prediction_log.record import PredictionRecord
 from mlkeel.prediction_log.repository import Label, PredictionRepository
 from mlkeel.retraining.deploy import approve, rollback
 from mlkeel.serving.app import create_app
+from serving_support import live, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 PREDICT = f"/v1/models/{MODEL}/predict"

@@ -12,7 +12,6 @@ import httpx
 import numpy as np
 import pytest
 from rollout_support import Flaky, every
-from serving_support import MODEL, Project, live, wait_until
 from typer.testing import CliRunner
 
 from mlkeel.db import make_engine, upgrade
@@ -24,6 +23,7 @@ from mlkeel.rollout import Rollout, canary_state, check
 from mlkeel.serving.app import create_app
 from mlkeel.settings import Settings
 from mlkeel.training import TrainedModel
+from serving_support import MODEL, Project, live, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 PREDICT = f"/v1/models/{MODEL}/predict"

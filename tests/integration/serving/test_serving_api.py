@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serving_support import MODEL, Project, live, wait_until
 
 from mlkeel.prediction_log.record import PredictionRecord
 from mlkeel.serving.app import create_app
 from mlkeel.training import TrainedModel
+from serving_support import MODEL, Project, live, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 PREDICT = f"/v1/models/{MODEL}/predict"

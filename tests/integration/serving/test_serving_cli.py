@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving_support import MODEL, Project, wait_until
 
 from mlkeel.training import TrainedModel
+from serving_support import MODEL, Project, wait_until
 from support import free_port, ready
 
 pytestmark = pytest.mark.timeout(180)

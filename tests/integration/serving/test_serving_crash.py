@@ -13,12 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving_support import MODEL, Project, wait_until
 
 from mlkeel.db import make_engine, upgrade
 from mlkeel.prediction_log.repository import PredictionRepository
 from mlkeel.training import TrainedModel
 from private_postgres import PrivateCluster
+from serving_support import MODEL, Project, wait_until
 from support import free_port, ready
 
 pytestmark = pytest.mark.timeout(240)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serving_support import MODEL, Project, live, wait_until
 
 from mlkeel.prediction_log.runtime import open_prediction_log
 from mlkeel.serving.app import create_app
 from mlkeel.settings import PredictionLogConfig
 from mlkeel.training import TrainedModel
+from serving_support import MODEL, Project, live, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"

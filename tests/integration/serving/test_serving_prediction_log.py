@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serving_support import MODEL, Project, live
 
 from mlkeel.db import make_engine, upgrade
 from mlkeel.prediction_log.repository import PredictionRepository
@@ -20,6 +19,7 @@ from mlkeel.serving.app import create_app
 from mlkeel.settings import PredictionLogConfig, Settings
 from mlkeel.training import TrainedModel
 from private_postgres import PrivateCluster
+from serving_support import MODEL, Project, live
 
 pytestmark = pytest.mark.timeout(180)
 PREDICT = f"/v1/models/{MODEL}/predict"

@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from serving_support import MODEL, Project, live, wait_until
 
 from mlkeel.serving.app import create_app
 from mlkeel.serving.model_slot import ModelSpec
 from mlkeel.training import TrainedModel
+from serving_support import MODEL, Project, live, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 PREDICT = f"/v1/models/{MODEL}/predict"
