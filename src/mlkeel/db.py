@@ -16,6 +16,8 @@ from sqlalchemy.engine import Engine
 from mlkeel.errors import DatabaseError
 
 metadata = sa.MetaData()
+# Primary keys: BIGINT on PostgreSQL; SQLite's rowid alias must be exactly INTEGER.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 VERSION_TABLE = "mlkeel_alembic_version"  # not alembic_version: MLflow may share the database
 
 

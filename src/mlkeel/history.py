@@ -25,7 +25,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from mlkeel.db import metadata
+from mlkeel.db import Id, metadata
 from mlkeel.errors import DatabaseError
 
 Action = Literal["promoted", "approved", "rolled_back", "awaiting_approval", "blocked"]
@@ -33,7 +33,6 @@ Action = Literal["promoted", "approved", "rolled_back", "awaiting_approval", "bl
 MOVES_CHAMPION: frozenset[str] = frozenset({"promoted", "approved", "rolled_back"})
 Outcome = Literal["running", "promoted", "awaiting_approval", "blocked", "failed"]
 
-Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 deployments = sa.Table(
     "mlkeel_deployments",

@@ -138,6 +138,11 @@ def compare_exact(
     return _result(verdicts, prediction, len(current), config)
 
 
+def _drifted(score: float, threshold: float, p_value: float, config: DriftConfig) -> bool:
+    """The one verdict rule: a shift both large (effect size) and real (significance)."""
+    return score > threshold and p_value < config.p_value
+
+
 def _threshold(config: DriftConfig, name: str | None, kind: str) -> float:
     default = config.numeric_threshold if kind == "numeric" else config.categorical_threshold
     return config.features.get(name, default) if name is not None else default
@@ -209,7 +214,7 @@ def _numeric_summary(
         method="wasserstein",
         score=score,
         threshold=threshold,
-        drifted=score > threshold and p_value < config.p_value,
+        drifted=_drifted(score, threshold, p_value, config),
         p_value=p_value,
         psi=_psi_or_none(baseline.counts, deciles),
         **_numeric_quality(state),
@@ -239,7 +244,7 @@ def _mean_shift(
         p_value = 0.0
     return FeatureDrift(
         name=name, type="numeric", method="mean_shift", score=score, threshold=threshold,
-        drifted=score > threshold and p_value < config.p_value, p_value=p_value,
+        drifted=_drifted(score, threshold, p_value, config), p_value=p_value,
         **_numeric_quality(state), stats=_summary_stats(state, None, None),
     )  # fmt: skip
 
@@ -330,7 +335,7 @@ def _categorical_verdict(
         method="jensenshannon",
         score=score,
         threshold=threshold,
-        drifted=score > threshold and p_value < config.p_value,
+        drifted=_drifted(score, threshold, p_value, config),
         p_value=p_value,
         psi=psi(expected, actual),
         count=count,
@@ -376,7 +381,7 @@ def _numeric_exact(
         method="wasserstein",
         score=score,
         threshold=threshold,
-        drifted=score > threshold and p_value < config.p_value,
+        drifted=_drifted(score, threshold, p_value, config),
         p_value=p_value,
         psi=_psi_or_none(histogram(reference, edges), histogram(current, edges)),
         count=present,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from mlkeel.db import metadata
-
-Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+from mlkeel.db import Id, metadata
 
 # One row per (model, version, variant, hour, writer process): that process's fold of every
 # record it wrote in that hour. A window merges rows; it never reads raw records.

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from mlkeel.db import metadata
+from mlkeel.db import Id, metadata
 
 # SQL aggregates features as JSON: ``(features->>'x')::float`` on PostgreSQL, json_extract on
 # SQLite. PostgreSQL's json, not jsonb: COPY into jsonb parsed it to binary and ran at 0.74x
 # the rows/s here, for a table that is written far more than it is queried.
 Json = sa.JSON()
-Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 predictions = sa.Table(
     "mlkeel_predictions",

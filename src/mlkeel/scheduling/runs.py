@@ -18,7 +18,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
 
-from mlkeel.db import metadata
+from mlkeel.db import Id, metadata
 
 Outcome = Literal["running", "ok", "failed", "interrupted", "skipped"]
 # What started a run: its cron time, a missed time caught up, a monitoring alert, a person.
@@ -28,7 +28,7 @@ SUMMARY_VERSION = 1
 job_runs = sa.Table(
     "mlkeel_job_runs",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("id", Id, primary_key=True),
     sa.Column("job", sa.String(200), nullable=False, comment="kind:model, e.g. monitor:churn"),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("model", sa.String(200), nullable=True),
