@@ -70,6 +70,7 @@ FULL_PLAN = (  # mlflow after mlkeel: `mlflow models serve` writes into the arti
     Run("plain", "lr", LR_CELLS),
     Run("mlkeel", "lr", LR_CELLS),
     Run("mlkeel+log", "lr", LR_CELLS),
+    Run("mlkeel+strict", "lr", (T.LR_1ROW_C8,)),
     Run("mlflow", "lr", LR_CELLS),
     Run("plain", "rf", RF_ALL),
     Run("mlkeel", "rf", RF_ALL),

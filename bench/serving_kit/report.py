@@ -93,9 +93,11 @@ def print_in_process(results: RunResults) -> None:
 
 
 def print_targets(targets: Sequence[Target], log_note: str) -> None:
-    print(f"\n== targets (issue 3){log_note}")
+    print(f"\n== targets (issues 3 and 4){log_note}")
     for t in targets:
         verdict = {True: "PASS", False: "FAIL", None: "n/a "}[t.passed]
+        if t.passed is None and t.measured is not None:
+            verdict = "cost"
         measured = f"{t.measured:.2f}" if t.measured is not None else "-"
         print(f"  {verdict}  {t.name:70s} {measured:>6s} (goal {t.goal}; {t.detail})")
 

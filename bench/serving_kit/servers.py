@@ -37,6 +37,7 @@ class Variant:
     kind: str  # plain | mlflow | bentoml | mlkeel
     batching: bool = False
     log: bool = False
+    strict: bool = False  # prediction_log.durability = "strict": answers wait for the flush
 
 
 VARIANTS = {
@@ -48,6 +49,7 @@ VARIANTS = {
         Variant("bentoml+batch", "bentoml", batching=True),
         Variant("mlkeel", "mlkeel"),
         Variant("mlkeel+log", "mlkeel", log=True),
+        Variant("mlkeel+strict", "mlkeel", log=True, strict=True),
         Variant("mlkeel+batch", "mlkeel", batching=True),
         Variant("mlkeel+batch+log", "mlkeel", batching=True, log=True),
     )
@@ -150,6 +152,7 @@ def _mlkeel(variant: Variant, model: RegisteredModel, context: Context) -> Recip
     env = base_env(
         MLKEEL_SERVING__BATCHING=str(variant.batching).lower(),
         MLKEEL_PREDICTION_LOG__ENABLED=str(variant.log).lower(),
+        MLKEEL_PREDICTION_LOG__DURABILITY="strict" if variant.strict else "batch",
     )
     launch = Launch(
         argv, env, context.project.root, context.port, "/ready", _log_file(variant, model, context)

@@ -1,4 +1,5 @@
-"""The issue's performance targets (issue 3, "Performance"), each a ratio measured in one run.
+"""The issues' performance targets (issue 3, "Performance"; issue 4's log cost), each a ratio
+measured in one run.
 
 mlkeel is judged in its production configuration, the prediction log ON (``+log``); when the
 log had no effect in this checkout (no rows stored), the figures are log-OFF and say so.
@@ -52,6 +53,11 @@ def evaluate(results: RunResults) -> list[Target]:
                   "mlkeel+log"),
         _physical("model-bound 1000-row c4: mlkeel+batch+log vs in-process predict_proba",
                   results, "mlkeel+batch+log"),
+        # Issue 4: what the prediction log costs a server, batched and strict.
+        _rate("prediction log ON vs OFF, overhead-bound 1-row c8", results, "mlkeel+log",
+              "mlkeel", LR_1ROW_C8, 0.95),
+        _cost("strict durability vs batch, overhead-bound 1-row c8", results, "mlkeel+strict",
+              "mlkeel+log", LR_1ROW_C8),
         _ready(results),
         _rss("lr", results),
         _rss("rf", results),
@@ -78,6 +84,12 @@ def _rate(
     if efficiency is not None:
         detail += f"; per server CPU ms: {efficiency:.2f}x"
     return Target(name, f">= {goal:.2f}x", ratio, _verdict(ratio, lambda r: r >= goal), detail)
+
+
+def _cost(name: str, results: RunResults, ours: str, theirs: str, cell: Cell) -> Target:
+    """A measured price with no goal in the issue: the ratio is reported, never judged."""
+    target = _rate(name, results, ours, theirs, cell, 0.0)
+    return Target(name, "reported", target.measured, None, target.detail)
 
 
 def _cpu_ratio(results: RunResults, ours: str, theirs: str, cell: Cell) -> float | None:
