@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +144,23 @@ def test_admin_reload_swaps_at_once_and_a_pinned_version_stays(
     assert (swapped["action"], swapped["served_version"]) == ("swapped", second)
     assert (stayed["action"], stayed["served_version"]) == ("unchanged", 1)
     assert versions == [second, 1]
+
+
+def test_the_heap_is_frozen_once_loaded_and_a_swapped_out_version_is_still_reclaimed(
+    champion_project: Project, trained: TrainedModel
+) -> None:
+    project = champion_project
+    second = project.register(trained)
+    app = create_app(project.with_serving(reload_seconds=3600), project.registry)
+    gc.unfreeze()
+
+    with live(app) as client:
+        frozen = gc.get_freeze_count()
+        first = weakref.ref(app.state.serving.slots[MODEL].served.model)
+        project.registry.set_alias(MODEL, "champion", second)
+        (swapped,) = client.post("/admin/reload").json()["models"]
+
+        assert swapped["action"] == "swapped"
+        assert frozen > 0  # out of the collector's sight: no full-heap pauses while serving
+        assert first() is None  # yet the version swapped out did not stay in memory
+        assert gc.get_freeze_count() > 0
