@@ -10,6 +10,7 @@ dropped). Records carry 25 features (20 numeric, 5 categorical) like the issue's
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import statistics
@@ -58,6 +59,9 @@ def make_records(count: int, seed: int = 0) -> list[PredictionRecord]:
 def insert_rate(url: str, records: list[PredictionRecord], spool_dir: Path) -> float:
     engine = make_engine(url)
     upgrade(engine)
+    # The previous run's dirty pages (another backend's ~100 MB) would otherwise be written
+    # back by the kernel during this run, slowing its commits' fsyncs: flush them first.
+    os.sync()
     writer = PredictionLogWriter(PredictionRepository(engine), Spool(spool_dir), batch_size=1000)
     writer.start()
     started = time.perf_counter()
