@@ -291,7 +291,7 @@ def _refreeze() -> None:
     bench/rollout.py showed in some rounds, gone once frozen. Frozen objects are never
     scanned, but never reclaimed either, so whenever the served versions change the heap is
     thawed and collected once (a version swapped out may sit in a reference cycle), then
-    frozen again: one such pause per swap, not one per minute.
+    frozen again: one such pause per swap, instead of one whenever a full collection triggers.
     """
     gc.unfreeze()
     gc.collect()
