@@ -29,8 +29,13 @@ predictions = sa.Table(
     # Replaying a spool inserts each record at most once; feedback finds records by it.
     sa.UniqueConstraint("request_id", "row", "variant", name="uq_mlkeel_predictions_record"),
 )
-# A day's window of one model is an index range scan, not a table scan.
-sa.Index("ix_mlkeel_predictions_model_ts", predictions.c.model, predictions.c.ts)
+# A day's window of one model is an index scan, not a table scan. On PostgreSQL a BRIN index
+# (rows arrive in time order): nearly free per insert, where a B-tree cost COPY ~15% of its
+# rows/s (migration 0005).
+sa.Index(
+    "ix_mlkeel_predictions_model_ts", predictions.c.model, predictions.c.ts,
+    postgresql_using="brin", postgresql_with={"autosummarize": "on"},
+)  # fmt: skip
 
 labels = sa.Table(
     "mlkeel_labels",

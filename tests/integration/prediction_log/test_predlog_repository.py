@@ -4,8 +4,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
-from mlkeel.db import make_engine
+from mlkeel.db import make_engine, upgrade
 from mlkeel.prediction_log.record import PredictionRecord
 from mlkeel.prediction_log.repository import Label, PredictionRepository
 
@@ -82,6 +83,41 @@ def test_window_selects_model_and_half_open_time_range(repository: PredictionRep
     rows = list(repository.window("m", since, until))
 
     assert [row["request_id"] for row in rows] == ["r3", "r4", "r5"]
+
+
+def test_window_reads_through_the_time_index_not_a_table_scan(
+    repository: PredictionRepository,
+) -> None:
+    engine = repository.engine
+    repository.insert([record(f"r{i}", minutes=i) for i in range(10)])
+    seen: list[tuple[str, object]] = []
+    sa.event.listen(engine, "before_cursor_execute",
+                    lambda *args: seen.append((args[2], args[3])))  # fmt: skip
+    list(repository.window("m", T0.timestamp(), (T0 + timedelta(hours=1)).timestamp()))
+    ((statement, parameters),) = seen
+
+    with engine.connect() as connection:
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        if engine.dialect.name == "postgresql":
+            cursor.execute("SET enable_seqscan = off")  # a 10-row table: force the choice
+            cursor.execute("EXPLAIN " + statement, parameters)
+        else:
+            cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+        plan = "\n".join(str(line) for line in cursor.fetchall())
+
+    assert "ix_mlkeel_predictions_model_ts" in plan, plan
+
+
+def test_postgresql_time_index_is_brin(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        definition = connection.exec_driver_sql(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_mlkeel_predictions_model_ts'"
+        ).scalar_one()
+    engine.dispose()
+
+    assert "USING brin (model, ts)" in definition, definition
 
 
 def test_prune_deletes_old_predictions_and_their_labels(repository: PredictionRepository) -> None:
