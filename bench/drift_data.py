@@ -33,7 +33,7 @@ from mlkeel.monitoring.drift import DriftResult, compare, compare_exact
 from mlkeel.monitoring.profile import BaselineProfile, build_profile
 from mlkeel.monitoring.stats import chi2_test, ks_test
 from mlkeel.monitoring.summaries import Summary, SummaryFolder
-from mlkeel.prediction_log.record import PredictionRecord
+from mlkeel.prediction_log.record import FeatureColumns, LoggedRequest, PredictionRecord
 from mlkeel.settings import DriftConfig
 
 NUMERIC = [f"x{i}" for i in range(20)]
@@ -101,6 +101,26 @@ def records(frame: pd.DataFrame, start: int, latency: np.ndarray) -> list[Predic
     ]
 
 
+def requests(frame: pd.DataFrame, start: int, latency: np.ndarray) -> list[LoggedRequest]:
+    return served(frame, records(frame, start, latency))
+
+
+def served(frame: pd.DataFrame, logged: list[PredictionRecord]) -> list[LoggedRequest]:
+    """Each record of `frame`'s rows as a single-row request with its features column-wise, as
+    serving's validator hands them to the log (``Validator.feature_columns``: a 1 x 20 float
+    block of its own, the categories as sent)."""
+    numbers = frame[NUMERIC].to_numpy(dtype=np.float64)
+    categories = list(frame[CATEGORICAL].itertuples(index=False, name=None))
+    numeric, categorical = tuple(NUMERIC), tuple(CATEGORICAL)
+    return [
+        LoggedRequest(
+            [record],
+            FeatureColumns(numeric, numbers[i : i + 1].copy(), categorical, [categories[i]]),
+        )
+        for i, record in enumerate(logged)
+    ]
+
+
 def chunks(rng: np.random.Generator, total: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     for start in range(0, total, CHUNK):
         rows = min(CHUNK, total - start)
@@ -127,10 +147,10 @@ def run(size: int, seed: int, reference_rows: int, exact: bool) -> tuple[Run, Dr
     fold_s = 0.0
     kept: list[pd.DataFrame] = []
     for index, (frame, latency) in enumerate(chunks(rng, size)):
-        batch = records(frame, index * CHUNK, latency)
+        batch = requests(frame, index * CHUNK, latency)
         started = time.perf_counter()
         for at in range(0, len(batch), BATCH):
-            folder.fold(batch[at : at + BATCH])
+            folder.fold_requests(batch[at : at + BATCH])
         fold_s += time.perf_counter() - started
         if exact:
             kept.append(frame)
@@ -185,20 +205,21 @@ def fold_bench(profile: BaselineProfile, batches: int = 40) -> None:
 
     rng = np.random.default_rng(99)
     frames = [sample(rng, BATCH, drifted=True) for _ in range(batches)]
-    prepared = [records(frame, 0, rng.lognormal(1.0, 0.7, BATCH)) for frame in frames]
+    served = [requests(frame, 0, rng.lognormal(1.0, 0.7, BATCH)) for frame in frames]
+    prepared = [[request.records[0] for request in batch] for batch in served]
     folder = SummaryFolder(lambda model, version: profile)
     with tempfile.TemporaryDirectory() as directory:
         engine = make_engine(f"sqlite:///{Path(directory) / 'bench.db'}")
         upgrade(engine)
         repository = PredictionRepository(engine)
-        folder.fold(prepared[0])  # warm-up: plans, imports
+        folder.fold_requests(served[0])  # warm-up: plans, imports
         insert_s = fold_s = 0.0
-        for batch in prepared[1:]:
+        for batch, logged in zip(prepared[1:], served[1:], strict=True):
             started = time.perf_counter()
             repository.insert(batch)
             insert_s += time.perf_counter() - started
             started = time.perf_counter()
-            folder.fold(batch)
+            folder.fold_requests(logged)
             fold_s += time.perf_counter() - started
         started = time.perf_counter()
         payloads = {key: s.to_payload() for key, s in folder.take_dirty().items()}

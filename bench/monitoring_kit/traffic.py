@@ -2,8 +2,9 @@
 
 The data is ``bench/drift_data.py``'s: 25 features (20 numeric of six shapes, 5 categorical),
 x0-x6 shifted in mean and/or scale, c0 re-weighted, c1 given an unseen category, the rest
-drawn like the reference. Rows are spread evenly over ``HOURS`` hours and cut into 1,000-record
-batches (the writer's batch size); batch ``b`` goes to replica ``b % writers``, each replica
+drawn like the reference. Each row is a single-row request with its features column-wise, as
+serving hands it to the log; rows are spread evenly over ``HOURS`` hours and cut into
+1,000-record batches (the writer's batch size); batch ``b`` goes to replica ``b % writers``, each replica
 with its own ``SummaryFolder`` and writer id, saving its dirty hours every ``SAVE_EVERY``
 records through ``SummaryStore`` (as the writer does every few seconds).
 """
@@ -15,16 +16,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from drift_data import BATCH, predict, sample
+from drift_data import BATCH, predict, sample, served
 
 from mlkeel.db import make_engine
 from mlkeel.monitoring.profile import BaselineProfile, build_profile
 from mlkeel.monitoring.summaries import SummaryFolder
 from mlkeel.monitoring.summary_store import SummaryStore
-from mlkeel.prediction_log.record import PredictionRecord
+from mlkeel.prediction_log.record import LoggedRequest, PredictionRecord
 from mlkeel.prediction_log.repository import PredictionRepository
 
 MODEL = "bench"
@@ -95,9 +97,9 @@ def run_writer(spec: WriterSpec, profile: BaselineProfile) -> WriterCost:
             if parquet is not None:
                 cost.parquet_s += parquet.write(frame)
             for batch in batches:
-                cost.fold_s += _timed(folder.fold, batch)
+                cost.fold_s += _timed(folder.fold_requests, batch)
                 if repository is not None:
-                    cost.insert_s += _timed(repository.insert, batch)
+                    cost.insert_s += _timed(repository.insert, [r.records[0] for r in batch])
                 cost.rows += len(batch)
                 cost.batches += 1
                 unsaved += len(batch)
@@ -112,7 +114,7 @@ def run_writer(spec: WriterSpec, profile: BaselineProfile) -> WriterCost:
     return cost
 
 
-def _timed(step: object, batch: list[PredictionRecord]) -> float:
+def _timed(step: object, batch: list[Any]) -> float:
     started = time.perf_counter()
     step(batch)  # type: ignore[operator]
     return time.perf_counter() - started
@@ -127,7 +129,7 @@ def _save(folder: SummaryFolder, store: SummaryStore, index: int) -> float:
 
 def _chunks(
     spec: WriterSpec, cost: WriterCost
-) -> Iterator[tuple[pd.DataFrame, list[list[PredictionRecord]]]]:
+) -> Iterator[tuple[pd.DataFrame, list[list[LoggedRequest]]]]:
     """This replica's batches, CHUNK_BATCHES at a time, with the frame they came from."""
     rng = np.random.default_rng([spec.seed, spec.index])
     mine = list(range(spec.index, _batch_count(spec.rows), spec.writers))
@@ -138,9 +140,9 @@ def _chunks(
         sizes = [min(BATCH, spec.rows - first) for first in firsts]
         frame = sample(rng, sum(sizes), drifted=True)
         latency = rng.lognormal(1.0, 0.7, len(frame))
-        records = _records(frame, firsts, sizes, latency, spec)
+        requests = served(frame, _records(frame, firsts, sizes, latency, spec))
         cost.generate_s += time.perf_counter() - started
-        yield frame, _split(records, sizes)
+        yield frame, _split(requests, sizes)
 
 
 def _batch_count(rows: int) -> int:
@@ -171,9 +173,9 @@ def _records(
     ]
 
 
-def _split(records: list[PredictionRecord], sizes: list[int]) -> list[list[PredictionRecord]]:
+def _split(requests: list[LoggedRequest], sizes: list[int]) -> list[list[LoggedRequest]]:
     bounds = np.cumsum([0, *sizes]).tolist()
-    return [records[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [requests[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 class _ParquetSink:

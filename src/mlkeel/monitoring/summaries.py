@@ -45,14 +45,14 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import chain, compress
-from operator import attrgetter, not_
+from itertools import chain, compress, repeat
+from operator import attrgetter, is_, not_
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from mlkeel.prediction_log.record import PredictionRecord
+from mlkeel.prediction_log.record import FeatureColumns, LoggedRequest, PredictionRecord
 
 if TYPE_CHECKING:  # profile.py imports pandas, which the writer's process needs not load
     from mlkeel.monitoring.profile import BaselineProfile, FeatureProfile
@@ -81,6 +81,12 @@ _TIME = attrgetter("time")
 _MODEL = attrgetter("model")
 _VERSION = attrgetter("version")
 _VARIANT = attrgetter("variant")
+_NUMERIC = attrgetter("numeric")
+_NUMBERS = attrgetter("numbers")
+_CATEGORICAL = attrgetter("categorical")
+_CATEGORIES = attrgetter("categories")
+_RECORDS = attrgetter("records")
+_COLUMNS = attrgetter("columns")
 
 
 def edges_fingerprint(edges: Iterable[float]) -> str:
@@ -321,7 +327,9 @@ class Summary:
             blocks.setdefault(names, []).append(block)
         self._pending, self._pending_rows = [], 0
         for names, parts in blocks.items():
-            matrix = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+            # Blocks are (rows x features); the fold wants each feature's values contiguous.
+            rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            matrix = np.ascontiguousarray(rows.T)
             numeric = []
             for index, name in enumerate(names):
                 state = self._state(name)
@@ -341,13 +349,18 @@ class Summary:
         self.errors += n
         self.requests += n
 
-    def fold(self, records: Sequence[PredictionRecord]) -> None:
-        """Fold `records` (all of this summary's key; not checked) into the summary."""
+    def fold(
+        self, records: Sequence[PredictionRecord], columns: Sequence[FeatureColumns] = ()
+    ) -> None:
+        """Fold `records` (all of this summary's key; not checked) into the summary.
+
+        `columns`, when given, are the records' features column-wise (their rows in the
+        records' order) and are folded instead of each record's ``features`` dict.
+        """
         if not records:
             return
-        feats: list[dict[str, Any]] = list(map(_FEATURES, records))
-        names, columns = _columns(feats)
-        self._fold_features(names, columns, len(records))
+        for block in _layouts(columns or [columns_of(records)]):
+            self._fold_features(block, len(records))
         self._fold_prediction(list(map(_PREDICTION, records)))
         self._fold_traffic(records)
         self.rows += len(records)
@@ -355,18 +368,11 @@ class Summary:
         if self._pending_rows >= SETTLE_ROWS:
             self.settle()
 
-    def _fold_features(self, names: list[str], columns: _Columns, rows: int) -> None:
-        numeric: list[int] = []
-        for index, name in enumerate(names):
-            if self._kind(name, columns.objects, index) == "numeric":
-                numeric.append(index)
-            else:
-                self._fold_categories(name, columns.objects(index))
-        if numeric:
-            block = (tuple(names[i] for i in numeric), columns.floats(numeric))
-            self._pending.append(block)
+    def _fold_features(self, block: FeatureColumns, rows: int) -> None:
+        self._fold_numbers(block)
+        self._fold_category_columns(block)
         if self.baseline is not None:
-            present = set(names)
+            present = {*block.numeric, *block.categorical}
             for name in self.baseline.features:
                 if name not in present:  # a feature the records lack counts as missing
                     state = self._features.setdefault(
@@ -374,13 +380,51 @@ class Summary:
                     )
                     state.missing += rows
 
-    def _fold_prediction(self, values: list[Any]) -> None:
-        if self._kind(_PREDICTION_NAME, lambda _: values, 0) == "numeric":
-            self._pending.append(((_PREDICTION_NAME,), _float_row(values)))
+    def _fold_numbers(self, block: FeatureColumns) -> None:
+        """Buffer the block's numbers; a feature known to be categorical is counted now."""
+        numbers = block.numbers
+        kept: list[int] = []
+        moved: list[int] = []
+        for index, name in enumerate(block.numeric):
+            kind = self._known_kind(name)
+            if kind is None and not np.isnan(numbers[:, index]).all():
+                kind = self._kinds[name] = "numeric"
+            (moved if kind == "categorical" else kept).append(index)
+        if len(kept) == len(block.numeric):
+            if kept:
+                self._pending.append((block.numeric, numbers))
         else:
-            self._fold_categories(_PREDICTION_NAME, values)
+            if kept:
+                self._pending.append((tuple(block.numeric[i] for i in kept), numbers[:, kept]))
+            for index in moved:
+                self._fold_categories(block.numeric[index], numbers[:, index].tolist())
 
-    def _fold_categories(self, name: str, values: list[Any]) -> None:
+    def _fold_category_columns(self, block: FeatureColumns) -> None:
+        """Count the block's categories; a feature known to be numeric is buffered instead."""
+        columns = list(zip(*block.categories, strict=True)) if block.categorical else []
+        for name, values in zip(block.categorical, columns, strict=True):
+            kind = self._known_kind(name)
+            if kind is None:
+                kind = _infer_kind(values)
+                if kind is not None:
+                    self._kinds[name] = kind
+            if kind == "numeric":
+                self._pending.append(((name,), _float_column(list(values))))
+            else:
+                self._fold_categories(name, values)
+
+    def _fold_prediction(self, values: list[Any]) -> None:
+        kind = self._known_kind(_PREDICTION_NAME)
+        if kind is None:
+            kind = _infer_kind(values)
+            if kind is not None:
+                self._kinds[_PREDICTION_NAME] = kind
+        if kind == "categorical":
+            self._fold_categories(_PREDICTION_NAME, values)
+        else:  # numeric, or nothing present yet: only missing values to count
+            self._pending.append(((_PREDICTION_NAME,), _float_column(values)))
+
+    def _fold_categories(self, name: str, values: Sequence[Any]) -> None:
         state = self._state(name)
         if not isinstance(state, CategoricalSummary):
             state = _retyped(state, "categorical")
@@ -428,18 +472,10 @@ class Summary:
             return self.baseline.prediction
         return self.baseline.features.get(name)
 
-    def _kind(self, name: str, values: Callable[[int], list[Any]], index: int) -> Kind:
-        """The baseline's kind, else the kind the first present value showed (kept)."""
+    def _known_kind(self, name: str) -> Kind | None:
+        """The baseline's kind, else the kind the first present value showed (kept), else None."""
         profile = self._profile(name)
-        if profile is not None:
-            return profile.kind
-        kind = self._kinds.get(name)
-        if kind is None:
-            kind = _infer_kind(values(index))
-            if kind is None:
-                return "numeric"  # nothing present yet: only missing values to count
-            self._kinds[name] = kind
-        return kind
+        return profile.kind if profile is not None else self._kinds.get(name)
 
     def _state(self, name: str) -> ColumnSummary | None:
         return self._prediction if name == _PREDICTION_NAME else self._features.get(name)
@@ -596,6 +632,23 @@ class SummaryFolder:
             self._summary(key).fold(group)
             self._dirty.add(key)
 
+    def fold_requests(self, requests: Sequence[LoggedRequest]) -> None:
+        """Fold served requests: each one's records share one key (serving builds them so),
+        and its columns, when it has them, are folded instead of its records' dicts."""
+        served = [r for r in requests if r.columns is not None and r.records]
+        rest = [record for r in requests if r.columns is None for record in r.records]
+        if rest:
+            self.fold(rest)
+        if not served:
+            return
+        for key, group in _request_groups(served).items():
+            records = list(chain.from_iterable(map(_RECORDS, group)))
+            if self._horizon is not None and key[3] < self._horizon:
+                self.late += len(records)
+                continue
+            self._summary(key).fold(records, list(map(_COLUMNS, group)))
+            self._dirty.add(key)
+
     def count_error(
         self, model: str, version: int, variant: str, when: datetime | float, n: int = 1
     ) -> None:
@@ -642,25 +695,14 @@ class SummaryFolder:
 
 
 # ---- columns of a batch ------------------------------------------------------------------
-class _Columns:
-    """The batch's feature values as an object matrix (rows x features), built once."""
-
-    def __init__(self, matrix: npt.NDArray[np.object_]) -> None:
-        self.matrix = matrix
-
-    def objects(self, index: int) -> list[Any]:
-        return list(self.matrix[:, index].tolist())
-
-    def floats(self, indices: list[int]) -> FloatArray:
-        return _floats(self.matrix.T[indices])
-
-
-def _columns(feats: list[dict[str, Any]]) -> tuple[list[str], _Columns]:
-    """Return the feature names and their values, one C-level pass in the usual case.
+def columns_of(records: Sequence[PredictionRecord]) -> FeatureColumns:
+    """The records' features column-wise, each feature's kind shown by its first present value
+    (a feature no record has a value for reads as numeric: all missing).
 
     Fast path: every record's keys in the first record's order (checked, ~0.2 µs a record).
     Otherwise each name is looked up per record; a missing key reads as None (missing).
     """
+    feats: list[dict[str, Any]] = list(map(_FEATURES, records))
     count = len(feats)
     names = list(feats[0])
     width = len(names)
@@ -668,35 +710,72 @@ def _columns(feats: list[dict[str, Any]]) -> tuple[list[str], _Columns]:
         flat = np.fromiter(
             chain.from_iterable(map(dict.values, feats)), dtype=object, count=count * width
         )
-        return names, _Columns(flat.reshape(count, width))
-    names = list(dict.fromkeys(chain.from_iterable(feats)))
-    matrix = np.empty((count, len(names)), dtype=object)
-    for j, name in enumerate(names):
-        matrix[:, j] = [row.get(name) for row in feats]
-    return names, _Columns(matrix)
+        matrix = flat.reshape(count, width)
+    else:
+        names = list(dict.fromkeys(chain.from_iterable(feats)))
+        matrix = np.empty((count, len(names)), dtype=object)
+        for j, name in enumerate(names):
+            matrix[:, j] = [row.get(name) for row in feats]
+    kinds = [_infer_kind(matrix[:, j].tolist()) for j in range(len(names))]
+    numeric = [j for j, kind in enumerate(kinds) if kind != "categorical"]
+    categorical = [j for j, kind in enumerate(kinds) if kind == "categorical"]
+    return FeatureColumns(
+        numeric=tuple(names[j] for j in numeric),
+        numbers=_floats(matrix[:, numeric]),
+        categorical=tuple(names[j] for j in categorical),
+        categories=list(map(tuple, matrix[:, categorical].tolist())),
+    )
 
 
-def _floats(columns: Any) -> FloatArray:
-    """Convert an object matrix (features x rows) to float64; None and non-numbers are NaN."""
-    objects = np.asarray(columns, dtype=object)
+def _layouts(blocks: Sequence[FeatureColumns]) -> list[FeatureColumns]:
+    """One block per layout (feature names and kinds), the rows of its blocks concatenated.
+
+    Serving's blocks of one model version share its validator's name tuples: an identity
+    check, not a comparison of names, recognises the usual single layout.
+    """
+    first = blocks[0]
+    if len(blocks) == 1:
+        return [first]
+    if all(map(is_, map(_NUMERIC, blocks), repeat(first.numeric))) and all(
+        map(is_, map(_CATEGORICAL, blocks), repeat(first.categorical))
+    ):
+        groups = [list(blocks)]
+    else:
+        by_layout: dict[tuple[tuple[str, ...], tuple[str, ...]], list[FeatureColumns]] = {}
+        for block in blocks:
+            by_layout.setdefault((block.numeric, block.categorical), []).append(block)
+        groups = list(by_layout.values())
+    return [
+        FeatureColumns(
+            group[0].numeric,
+            np.concatenate(list(map(_NUMBERS, group))),
+            group[0].categorical,
+            list(chain.from_iterable(map(_CATEGORIES, group))),
+        )
+        for group in groups
+    ]
+
+
+def _floats(objects: npt.NDArray[np.object_]) -> FloatArray:
+    """Convert an object matrix to float64; None and non-numbers are NaN."""
     try:
-        return np.ascontiguousarray(objects.astype(np.float64))
+        return objects.astype(np.float64)
     except (TypeError, ValueError):
         result = np.empty(objects.shape, dtype=np.float64)
-        for index, row in enumerate(objects):
+        for index, column in enumerate(objects.T):
             try:
-                result[index] = row.astype(np.float64)
+                result[:, index] = column.astype(np.float64)
             except (TypeError, ValueError):
-                result[index] = [_to_float(value) for value in row]
+                result[:, index] = [_to_float(value) for value in column]
         return result
 
 
-def _float_row(values: list[Any]) -> FloatArray:
-    """One column of Python values as a (1 x rows) float matrix."""
+def _float_column(values: list[Any]) -> FloatArray:
+    """One column of Python values as a (rows x 1) float matrix."""
     try:
-        return np.array(values, dtype=np.float64).reshape(1, -1)
+        return np.array(values, dtype=np.float64).reshape(-1, 1)
     except (TypeError, ValueError):
-        return _floats([values])
+        return np.array([_to_float(value) for value in values], dtype=np.float64).reshape(-1, 1)
 
 
 def _to_float(value: Any) -> float:
@@ -842,6 +921,29 @@ def _groups(records: Sequence[PredictionRecord]) -> dict[SummaryKey, Sequence[Pr
     for record in records:
         key = (record.model, record.version, record.variant, hour_of(record.time))
         groups.setdefault(key, []).append(record)
+    return dict(groups)
+
+
+def _request_groups(
+    requests: Sequence[LoggedRequest],
+) -> dict[SummaryKey, Sequence[LoggedRequest]]:
+    """Group requests by the key of their first record; one series within one hour (the usual
+    case) is not copied."""
+    firsts = [request.records[0] for request in requests]
+    head = firsts[0]
+    if (
+        len(set(map(_MODEL, firsts))) == 1
+        and len(set(map(_VERSION, firsts))) == 1
+        and len(set(map(_VARIANT, firsts))) == 1
+    ):
+        times = list(map(_TIME, firsts))
+        first = hour_of(min(times))
+        if first == hour_of(max(times)):
+            return {(head.model, head.version, head.variant, first): requests}
+    groups: dict[SummaryKey, list[LoggedRequest]] = {}
+    for request, record in zip(requests, firsts, strict=True):
+        key = (record.model, record.version, record.variant, hour_of(record.time))
+        groups.setdefault(key, []).append(request)
     return dict(groups)
 
 

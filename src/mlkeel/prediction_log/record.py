@@ -1,4 +1,5 @@
-"""One logged prediction, and the interface serving hands predictions to."""
+"""One logged prediction, one served request's worth of them, and the interface serving hands
+them to."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 RECORD_VERSION = 1
 
@@ -29,14 +33,42 @@ class PredictionRecord:
     record_version: int = RECORD_VERSION
 
 
+@dataclass(frozen=True, slots=True)
+class FeatureColumns:
+    """One request's features column-wise, as serving checked them against the input schema.
+
+    Handed to the log beside the request's records so that folding a batch into monitoring
+    summaries concatenates arrays instead of reading every row's dict: reading 25 values out
+    of each of 1,000 dicts was the larger part of the fold's cost.
+    """
+
+    numeric: tuple[str, ...]
+    numbers: npt.NDArray[np.float64]  # (rows, len(numeric)); NaN where a value is missing
+    categorical: tuple[str, ...]
+    categories: list[tuple[Any, ...]]  # one tuple per row, values in `categorical` order
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    """The records of one served request: one per row, all of one model, version, variant
+    and time, with the request's features column-wise when serving has them."""
+
+    records: Sequence[PredictionRecord]
+    columns: FeatureColumns | None = None
+
+
 class PredictionSink(Protocol):
     """Where serving hands finished predictions. ``submit`` must be O(1) and never raise."""
 
-    def submit(self, records: Sequence[PredictionRecord]) -> None: ...
+    def submit(
+        self, records: Sequence[PredictionRecord], columns: FeatureColumns | None = None
+    ) -> None: ...
 
 
 class DiscardSink:
     """The sink used when no prediction log is configured."""
 
-    def submit(self, records: Sequence[PredictionRecord]) -> None:
+    def submit(
+        self, records: Sequence[PredictionRecord], columns: FeatureColumns | None = None
+    ) -> None:
         return None

@@ -21,7 +21,7 @@ from mlkeel.db import VERSION_TABLE, make_engine, upgrade
 from mlkeel.errors import DatabaseError
 from mlkeel.monitoring.summaries import SummaryFolder, SummaryKey, hour_of
 from mlkeel.monitoring.summary_store import SummaryStore
-from mlkeel.prediction_log.record import PredictionRecord
+from mlkeel.prediction_log.record import FeatureColumns, LoggedRequest, PredictionRecord
 from mlkeel.prediction_log.repository import Label, PredictionRepository
 from mlkeel.prediction_log.spool import Spool
 from mlkeel.prediction_log.writer import PredictionLogWriter, WriterStats
@@ -43,11 +43,15 @@ class PredictionLog:
         self.writer = writer
         self.strict = strict
 
-    def submit(self, records: Sequence[PredictionRecord]) -> None:
-        self.writer.submit(records)
+    def submit(
+        self, records: Sequence[PredictionRecord], columns: FeatureColumns | None = None
+    ) -> None:
+        self.writer.submit(records, columns)
 
-    def submit_durable(self, records: Sequence[PredictionRecord]) -> Future[None]:
-        return self.writer.submit_durable(records)
+    def submit_durable(
+        self, records: Sequence[PredictionRecord], columns: FeatureColumns | None = None
+    ) -> Future[None]:
+        return self.writer.submit_durable(records, columns)
 
     def count_error(self, model: str, version: int, variant: str) -> None:
         """A request that failed after its model was chosen: counted in the summaries."""
@@ -151,8 +155,8 @@ class SummaryFolding:
         self.folder = folder
         self._unsaved: dict[SummaryKey, dict[str, Any]] = {}
 
-    def fold(self, records: Sequence[PredictionRecord]) -> None:
-        self.folder.fold(records)
+    def fold(self, requests: Sequence[LoggedRequest]) -> None:
+        self.folder.fold_requests(requests)
 
     def count_error(self, model: str, version: int, variant: str, when: float) -> None:
         self.folder.count_error(model, version, variant, when)

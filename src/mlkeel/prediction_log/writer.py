@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mlkeel.prediction_log.record import PredictionRecord
+from mlkeel.prediction_log.record import FeatureColumns, LoggedRequest, PredictionRecord
 from mlkeel.prediction_log.repository import PredictionRepository
 from mlkeel.prediction_log.spool import Spool
 
@@ -47,7 +47,7 @@ class WriterStats:
 class Folder(Protocol):
     """Folds written records into per-hour summaries (monitoring's SummaryFolder)."""
 
-    def fold(self, records: Sequence[PredictionRecord]) -> None: ...
+    def fold(self, requests: Sequence[LoggedRequest]) -> None: ...
 
     def count_error(self, model: str, version: int, variant: str, when: float) -> None: ...
 
@@ -60,9 +60,8 @@ class SummarySaver(Protocol):
     def save(self, writer: str, payloads: Mapping[Any, dict[str, Any]]) -> None: ...
 
 
-@dataclass(frozen=True)
-class _Item:
-    records: Sequence[PredictionRecord]
+@dataclass(frozen=True, slots=True)
+class _Item(LoggedRequest):
     done: Future[None] | None = None
 
 
@@ -104,14 +103,19 @@ class PredictionLogWriter:
         self._saved_at = time.monotonic()
 
     # ---- the request side ----------------------------------------------------------------
-    def submit(self, records: Sequence[PredictionRecord]) -> None:
-        """Queue `records` for writing. O(1); never raises, never blocks."""
-        self._enqueue(_Item(records))
+    def submit(
+        self, records: Sequence[PredictionRecord], columns: FeatureColumns | None = None
+    ) -> None:
+        """Queue `records` (with their request's `columns`, if known) for writing. O(1); never
+        raises, never blocks."""
+        self._enqueue(_Item(records, columns))
 
-    def submit_durable(self, records: Sequence[PredictionRecord]) -> Future[None]:
+    def submit_durable(
+        self, records: Sequence[PredictionRecord], columns: FeatureColumns | None = None
+    ) -> Future[None]:
         """Queue `records`; the future completes once they are in the database or spool."""
         done: Future[None] = Future()
-        self._enqueue(_Item(records, done))
+        self._enqueue(_Item(records, columns, done))
         self._wake.set()
         return done
 
@@ -197,7 +201,7 @@ class PredictionLogWriter:
 
     def _write(self, items: list[_Item]) -> None:
         records = [record for item in items for record in item.records]
-        self._fold(records)
+        self._fold(items, len(records))
         try:
             if self.stats.database_up:
                 self._insert(records)
@@ -259,16 +263,16 @@ class PredictionLogWriter:
         if replayed or duplicates:
             log.warning("prediction log database is back: replayed %d spooled records", replayed)
 
-    def _fold(self, records: list[PredictionRecord]) -> None:
+    def _fold(self, items: list[_Item], count: int) -> None:
         # Folded once, when first accepted (stored or spooled): a replay does not fold again.
         if self.folder is None:
             return
         try:
             with self._folding:
-                self.folder.fold(records)
+                self.folder.fold(items)
         except Exception:
             self.stats.fold_failures += 1
-            log.exception("could not fold %d records into the hourly summaries", len(records))
+            log.exception("could not fold %d records into the hourly summaries", count)
 
     def _save_summaries(self) -> None:
         self._saved_at = time.monotonic()

@@ -22,7 +22,13 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from mlkeel.errors import MlkeelError, ModelNotReadyError, ModelNotServedError, OverloadedError
-from mlkeel.prediction_log.record import DiscardSink, PredictionRecord, PredictionSink, Variant
+from mlkeel.prediction_log.record import (
+    DiscardSink,
+    FeatureColumns,
+    PredictionRecord,
+    PredictionSink,
+    Variant,
+)
 from mlkeel.prediction_log.runtime import PredictionLog
 from mlkeel.serving.batching import Batcher
 from mlkeel.serving.metrics import ServingMetrics
@@ -230,7 +236,9 @@ class Serving:
         if prediction_log is None:
             return
         try:
-            await asyncio.wrap_future(prediction_log.submit_durable(_records(answer)))
+            await asyncio.wrap_future(
+                prediction_log.submit_durable(_records(answer), _columns_of(answer))
+            )
         except Exception:
             self.metrics.log_failures.labels(answer.served.name).inc()
             log.exception("the prediction log lost %d records", answer.rows.count)
@@ -238,7 +246,7 @@ class Serving:
     async def log_predictions(self, answer: Answer) -> None:
         """Hand one record per row to the prediction log; never raises (runs after the answer)."""
         try:
-            self.sink.submit(_records(answer))
+            self.sink.submit(_records(answer), _columns_of(answer))
         except Exception:
             self.metrics.log_failures.labels(answer.served.name).inc()
             log.exception("the prediction log refused %d records", answer.rows.count)
@@ -267,7 +275,7 @@ class Serving:
         )
         answer = Answer(served, job.rows, outputs, job.request_id, latency_ms, "shadow")
         try:
-            self.sink.submit(_records(answer))
+            self.sink.submit(_records(answer), _columns_of(answer))
         except Exception:
             self.metrics.log_failures.labels(served.name).inc()
             log.exception("the prediction log refused %d shadow records", job.rows.count)
@@ -300,6 +308,10 @@ def _same_input(one: ServedModel, other: ServedModel) -> bool:
 
 def _columns(served: ServedModel) -> list[tuple[str, str, str]]:
     return [(f.name, f.kind, f.dtype) for f in served.schema.features]
+
+
+def _columns_of(answer: Answer) -> FeatureColumns:
+    return answer.served.validator.feature_columns(answer.rows)
 
 
 def _records(answer: Answer) -> list[PredictionRecord]:

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlkeel.errors import InvalidInputError, PayloadTooLargeError
+from mlkeel.prediction_log.record import FeatureColumns
 
 if TYPE_CHECKING:
     from mlkeel.schema import FeatureSpec, InputSchema
@@ -57,6 +58,23 @@ class Validator:
         self._nameset = frozenset(self.names)
         self._checks = [_check_for(spec) for spec in schema.features]
         self.numeric_only = all(spec.kind == "numeric" for spec in schema.features)
+        kinds = [spec.kind for spec in schema.features]
+        self._numeric_at = [j for j, kind in enumerate(kinds) if kind == "numeric"]
+        self._categorical_at = [j for j, kind in enumerate(kinds) if kind != "numeric"]
+        self._numeric = tuple(self.names[j] for j in self._numeric_at)
+        self._categorical = tuple(self.names[j] for j in self._categorical_at)
+
+    def feature_columns(self, rows: Rows) -> FeatureColumns:
+        """`rows`' features as the prediction log folds them: numbers as one float block (the
+        arrays already checked), categories as sent."""
+        if rows.matrix is not None:
+            numbers = rows.matrix
+        elif rows.columns is not None and self._numeric_at:
+            numbers = np.column_stack([rows.columns[j] for j in self._numeric_at])
+        else:
+            numbers = np.empty((rows.count, 0), dtype=np.float64)
+        categories = list(zip(*(rows.raw[j] for j in self._categorical_at), strict=True))
+        return FeatureColumns(self._numeric, numbers, self._categorical, categories)
 
     # ---- input shapes ----------------------------------------------------------------------
     def records(self, rows: Any, path: str) -> Rows:

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlkeel.prediction_log.record import PredictionRecord
+from mlkeel.prediction_log.record import FeatureColumns, PredictionRecord
 from mlkeel.serving.app import create_app
 from mlkeel.training import TrainedModel
 from serving_support import MODEL, Project, live, wait_until
@@ -28,11 +28,15 @@ MAX_BODY = 64 * 1024
 class RecordingSink:
     def __init__(self) -> None:
         self.records: list[PredictionRecord] = []
+        self.columns: dict[str, FeatureColumns | None] = {}
         self.lock = threading.Lock()
 
-    def submit(self, records: Sequence[PredictionRecord]) -> None:
+    def submit(
+        self, records: Sequence[PredictionRecord], columns: FeatureColumns | None = None
+    ) -> None:
         with self.lock:
             self.records.extend(records)
+            self.columns[records[0].request_id] = columns
 
 
 @pytest.fixture(scope="module")
@@ -296,6 +300,10 @@ def test_each_predicted_row_is_handed_to_the_prediction_log(
     assert (logged[0].model, logged[0].version, logged[0].variant) == (MODEL, 1, "champion")
     assert logged[0].probabilities is not None
     assert logged[0].time.tzinfo is not None
+    columns = sink.columns["logged"]
+    assert columns is not None
+    assert columns.numbers.shape == (3, 30)
+    assert dict(zip(columns.numeric, columns.numbers[1].tolist(), strict=True)) == rows[1]
 
 
 def test_batching_answers_each_concurrent_request_with_its_own_rows(

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mlkeel.monitoring.profile import BaselineProfile, NumericProfile, build_profile
@@ -25,7 +25,7 @@ from mlkeel.monitoring.summaries import (
     hour_of,
     latency_edges,
 )
-from mlkeel.prediction_log.record import PredictionRecord
+from mlkeel.prediction_log.record import FeatureColumns, LoggedRequest, PredictionRecord
 
 NOON = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -355,6 +355,100 @@ def test_a_rebuilt_summary_keeps_folding_with_its_baseline(baseline: BaselinePro
     again.fold(rows([(50.0, 1.0, "Rome")]))
     age = numeric(again, "age")
     assert (age.count, age.binned) == (2, 2)
+
+
+# --- columns handed by serving ---------------------------------------------------------------
+
+
+def served(records: list[PredictionRecord], numeric: tuple[str, ...] = ("age", "income"),
+           categorical: tuple[str, ...] = ("city",)) -> LoggedRequest:  # fmt: skip
+    """One request's records with its features column-wise, as serving's validator hands them."""
+    numbers = np.array(
+        [[r.features[n] for n in numeric] for r in records], dtype=np.float64
+    ).reshape(len(records), len(numeric))
+    categories = [tuple(r.features[n] for n in categorical) for r in records]
+    return LoggedRequest(records, FeatureColumns(numeric, numbers, categorical, categories))
+
+
+REQUESTS = st.lists(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.floats(-50.0, 150.0)),
+            st.one_of(st.none(), st.floats(0.0, 1e6)),
+            st.one_of(st.none(), st.sampled_from(["Oslo", "Rome", "Lima", "Quito"])),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    min_size=1,
+    max_size=20,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(requests=REQUESTS, with_baseline=st.booleans())
+def test_folding_served_columns_equals_folding_the_records_dicts(
+    baseline: BaselineProfile, requests: list[list[tuple[Any, Any, Any]]], with_baseline: bool
+) -> None:
+    # Without a baseline, a city that is always missing shows no kind in the records; serving's
+    # columns say categorical. Both count it as missing; only the payload's kind differs.
+    assume(with_baseline or any(c is not None for request in requests for _, _, c in request))
+    profile = baseline if with_baseline else None
+    by_request = [served(rows(values)) for values in requests]
+    from_columns = SummaryFolder(lambda model, version: profile)
+    from_records = SummaryFolder(lambda model, version: profile)
+
+    from_columns.fold_requests(by_request)
+    from_records.fold([r for request in by_request for r in request.records])
+
+    payloads = [
+        {key: s.to_payload() for key, s in folder.take_dirty().items()}
+        for folder in (from_columns, from_records)
+    ]
+    assert payloads[0] == payloads[1]
+
+
+def test_served_columns_are_folded_as_the_baselines_kind(baseline: BaselineProfile) -> None:
+    records = [record({"age": 41.0, "income": 20.0, "city": 7.0})]
+    request = LoggedRequest(
+        records, FeatureColumns(("city",), np.array([[7.0]]), ("age",), [("41",)])
+    )
+    folder = SummaryFolder(lambda model, version: baseline)
+
+    folder.fold_requests([request])
+
+    (summary,) = folder.take_dirty().values()
+    assert categorical(summary, "city").counts == {"7.0": 1}
+    assert numeric(summary, "age").mean == 41.0
+    assert numeric(summary, "income").missing == 1  # absent from the columns
+
+
+def test_fold_requests_groups_by_version_and_hour_and_folds_column_less_ones_by_record(
+    baseline: BaselineProfile,
+) -> None:
+    later = NOON + timedelta(hours=1)
+    folder = SummaryFolder(lambda model, version: baseline)
+
+    folder.fold_requests(
+        [
+            served(rows([(30.0, 1.0, "Oslo")])),
+            served([record({"age": 31.0, "income": 1.0, "city": "Oslo"}, when=later)]),
+            served([record({"age": 32.0, "income": 1.0, "city": "Oslo"}, version=2)]),
+            LoggedRequest(rows([(33.0, 1.0, "Rome"), (34.0, 1.0, "Rome")])),
+        ]
+    )
+
+    hour = hour_of(NOON)
+    dirty = folder.take_dirty()
+    assert {key: s.rows for key, s in dirty.items()} == {
+        ("churn", 1, "champion", hour): 3,
+        ("churn", 1, "champion", hour + 3600): 1,
+        ("churn", 2, "champion", hour): 1,
+    }
+    assert categorical(dirty[("churn", 1, "champion", hour)], "city").counts == {
+        "Oslo": 1,
+        "Rome": 2,
+    }
 
 
 # --- the folder -------------------------------------------------------------------------------

@@ -56,6 +56,28 @@ def test_valid_rows_become_typed_columns() -> None:
     assert rows.events == {}
 
 
+def test_feature_columns_hand_the_log_numbers_as_one_block_and_categories_as_sent() -> None:
+    validator = Validator(SCHEMA, 100)
+    rows = validator.records([ROW, {**ROW, "income": None, "city": "Lima"}], "instances")
+
+    columns = validator.feature_columns(rows)
+
+    assert (columns.numeric, columns.categorical) == (("age", "income"), ("city", "member"))
+    np.testing.assert_array_equal(columns.numbers, [[30.0, 1200.5], [30.0, np.nan]])
+    assert columns.categories == [("Oslo", True), ("Lima", True)]
+
+
+def test_feature_columns_of_an_all_numeric_schema_are_its_matrix() -> None:
+    schema = InputSchema(features=SCHEMA.features[:2], target=SCHEMA.target)
+    validator = Validator(schema, 100)
+    rows = validator.records([{"age": 30, "income": 1.5}], "instances")
+
+    columns = validator.feature_columns(rows)
+
+    assert columns.numbers is rows.matrix
+    assert (columns.categorical, columns.categories) == ((), [])
+
+
 @pytest.mark.parametrize(
     ("change", "kind", "field"),
     [
