@@ -30,10 +30,16 @@ import numpy as np
 import pandas as pd
 
 from mlkeel.monitoring.drift import DriftResult, compare, compare_exact
-from mlkeel.monitoring.profile import BaselineProfile, build_profile
+from mlkeel.monitoring.profile import build_profile
 from mlkeel.monitoring.stats import chi2_test, ks_test
 from mlkeel.monitoring.summaries import Summary, SummaryFolder
-from mlkeel.prediction_log.record import FeatureColumns, LoggedRequest, PredictionRecord
+from mlkeel.prediction_log.record import (
+    UNLISTED,
+    ColumnLayout,
+    FeatureColumns,
+    LoggedRequest,
+    PredictionRecord,
+)
 from mlkeel.settings import DriftConfig
 
 NUMERIC = [f"x{i}" for i in range(20)]
@@ -45,6 +51,9 @@ DRIFTED = MEAN_SHIFTED | SCALED | REWEIGHTED
 LEVELS = ["red", "green", "blue", "amber"]
 WEIGHTS = [0.4, 0.3, 0.2, 0.1]
 BATCH = 1000
+LEVEL_CODES = {level: code for code, level in enumerate(sorted(LEVELS))}  # the schema's order
+# The layout every request shares (serving's validator keeps one per model version).
+LAYOUT = ColumnLayout(tuple(NUMERIC), tuple(CATEGORICAL), (tuple(sorted(LEVELS)),) * 5)
 CHUNK = 10_000
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -108,17 +117,35 @@ def requests(frame: pd.DataFrame, start: int, latency: np.ndarray) -> list[Logge
 def served(frame: pd.DataFrame, logged: list[PredictionRecord]) -> list[LoggedRequest]:
     """Each record of `frame`'s rows as a single-row request with its features column-wise, as
     serving's validator hands them to the log (``Validator.feature_columns``: a 1 x 20 float
-    block of its own, the categories as sent)."""
+    block and a 1 x 5 block of category codes of its own; ``like_serving`` checks it)."""
     numbers = frame[NUMERIC].to_numpy(dtype=np.float64)
-    categories = list(frame[CATEGORICAL].itertuples(index=False, name=None))
-    numeric, categorical = tuple(NUMERIC), tuple(CATEGORICAL)
+    codes = np.column_stack(
+        [frame[name].map(LEVEL_CODES).fillna(UNLISTED).to_numpy(np.int64) for name in CATEGORICAL]
+    )
     return [
         LoggedRequest(
             [record],
-            FeatureColumns(numeric, numbers[i : i + 1].copy(), categorical, [categories[i]]),
+            FeatureColumns(LAYOUT, numbers[i : i + 1].copy(), codes[i : i + 1].copy()),
         )
         for i, record in enumerate(logged)
     ]
+
+
+def like_serving(reference: pd.DataFrame, frame: pd.DataFrame) -> None:
+    """Check that ``served`` builds what serving's validator builds from the same rows."""
+    from mlkeel.schema import infer_schema
+    from mlkeel.serving.validation import Validator
+
+    schema = infer_schema(reference, pd.Series(predict(reference)), "regression")
+    validator = Validator(schema, max_rows=1)
+    for request in served(frame.head(50), records(frame.head(50), 0, np.ones(50))):
+        (record,) = request.records
+        expected = validator.feature_columns(validator.records([record.features], "instances"))
+        got = request.columns
+        assert got is not None
+        assert got.layout == expected.layout, "the bench's layout differs from serving's"
+        assert np.array_equal(got.numbers, expected.numbers)
+        assert np.array_equal(got.codes, expected.codes)
 
 
 def chunks(rng: np.random.Generator, total: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
@@ -198,28 +225,30 @@ def plain_false_alarms(reference: pd.DataFrame, current: pd.DataFrame) -> int:
     return int(flagged)
 
 
-def fold_bench(profile: BaselineProfile, batches: int = 40) -> None:
+def fold_bench(reference: pd.DataFrame, batches: int = 40) -> None:
     """Fold vs insert of the same 1,000-record batches, alternating (same machine load)."""
     from mlkeel.db import make_engine, upgrade
     from mlkeel.prediction_log.repository import PredictionRepository
 
+    profile = build_profile(reference, predict(reference))
     rng = np.random.default_rng(99)
     frames = [sample(rng, BATCH, drifted=True) for _ in range(batches)]
-    served = [requests(frame, 0, rng.lognormal(1.0, 0.7, BATCH)) for frame in frames]
-    prepared = [[request.records[0] for request in batch] for batch in served]
+    like_serving(reference, frames[0])
+    logged = [requests(frame, 0, rng.lognormal(1.0, 0.7, BATCH)) for frame in frames]
+    prepared = [[request.records[0] for request in batch] for batch in logged]
     folder = SummaryFolder(lambda model, version: profile)
     with tempfile.TemporaryDirectory() as directory:
         engine = make_engine(f"sqlite:///{Path(directory) / 'bench.db'}")
         upgrade(engine)
         repository = PredictionRepository(engine)
-        folder.fold_requests(served[0])  # warm-up: plans, imports
+        folder.fold_requests(logged[0])  # warm-up: plans, imports
         insert_s = fold_s = 0.0
-        for batch, logged in zip(prepared[1:], served[1:], strict=True):
+        for batch, requested in zip(prepared[1:], logged[1:], strict=True):
             started = time.perf_counter()
             repository.insert(batch)
             insert_s += time.perf_counter() - started
             started = time.perf_counter()
-            folder.fold_requests(logged)
+            folder.fold_requests(requested)
             fold_s += time.perf_counter() - started
         started = time.perf_counter()
         payloads = {key: s.to_payload() for key, s in folder.take_dirty().items()}
@@ -275,7 +304,7 @@ def main() -> None:
     if not args.no_fold_bench:
         rng = np.random.default_rng(0)
         reference = sample(rng, args.reference, drifted=False)
-        fold_bench(build_profile(reference, predict(reference)))
+        fold_bench(reference)
     expected = sorted(DRIFTED, key=_order)
     print(f"expected drifted ({len(expected)} of 25): {', '.join(expected)}")
     print(

@@ -4,9 +4,9 @@ The data is ``bench/drift_data.py``'s: 25 features (20 numeric of six shapes, 5 
 x0-x6 shifted in mean and/or scale, c0 re-weighted, c1 given an unseen category, the rest
 drawn like the reference. Each row is a single-row request with its features column-wise, as
 serving hands it to the log; rows are spread evenly over ``HOURS`` hours and cut into
-1,000-record batches (the writer's batch size); batch ``b`` goes to replica ``b % writers``, each replica
-with its own ``SummaryFolder`` and writer id, saving its dirty hours every ``SAVE_EVERY``
-records through ``SummaryStore`` (as the writer does every few seconds).
+1,000-record batches (the writer's batch size); batch ``b`` goes to replica ``b % writers``,
+each replica with its own ``SummaryFolder`` and writer id, saving its dirty hours every
+``SAVE_EVERY`` records through ``SummaryStore`` (as the writer does every few seconds).
 """
 
 from __future__ import annotations

@@ -33,19 +33,35 @@ class PredictionRecord:
     record_version: int = RECORD_VERSION
 
 
+# Category codes below 0 (folding shifts codes by 2 to count these two first):
+MISSING = -2  # a missing value
+UNLISTED = -1  # a value not among its feature's levels: the record holds it
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnLayout:
+    """Which features a FeatureColumns block holds, in which order, and what its codes name.
+    Serving keeps one per model version, so blocks of one layout share this very object."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    levels: tuple[tuple[str, ...], ...]  # per categorical feature, the category of each code
+
+
 @dataclass(frozen=True, slots=True)
 class FeatureColumns:
     """One request's features column-wise, as serving checked them against the input schema.
 
     Handed to the log beside the request's records so that folding a batch into monitoring
-    summaries concatenates arrays instead of reading every row's dict: reading 25 values out
-    of each of 1,000 dicts was the larger part of the fold's cost.
+    summaries concatenates arrays instead of reading every row's dict (reading 25 values out
+    of each of 1,000 dicts was most of the fold's cost). A categorical value is a code: its
+    index in the feature's ``levels`` (the training categories), else ``UNLISTED`` (the value
+    is in the record) or ``MISSING``.
     """
 
-    numeric: tuple[str, ...]
-    numbers: npt.NDArray[np.float64]  # (rows, len(numeric)); NaN where a value is missing
-    categorical: tuple[str, ...]
-    categories: list[tuple[Any, ...]]  # one tuple per row, values in `categorical` order
+    layout: ColumnLayout
+    numbers: npt.NDArray[np.float64]  # (rows, len(numeric)), C order; NaN where missing
+    codes: npt.NDArray[np.int64]  # (rows, len(categorical)), C order
 
 
 @dataclass(frozen=True, slots=True)

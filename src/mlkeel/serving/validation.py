@@ -9,15 +9,16 @@ a number outside the training range) do not refuse the row; they are counted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
 
 from mlkeel.errors import InvalidInputError, PayloadTooLargeError
-from mlkeel.prediction_log.record import FeatureColumns
+from mlkeel.prediction_log.record import MISSING, UNLISTED, ColumnLayout, FeatureColumns
 
 if TYPE_CHECKING:
     from mlkeel.schema import FeatureSpec, InputSchema
@@ -39,13 +40,15 @@ class Rows:
     columns: list[Column] | None  # per feature otherwise: float64 arrays, bool arrays, lists
     events: dict[tuple[str, str], int]  # (feature, kind) -> rows with that data-quality event
     records: list[dict[str, Any]] | None = None  # the client's row objects, when it sent some
+    codes: list[list[int]] = field(default_factory=list)  # per categorical feature (log codes)
 
 
 @dataclass(frozen=True, slots=True)
 class _Check:
     spec: FeatureSpec
     allowed: frozenset[type]
-    categories: frozenset[str] | None
+    levels: tuple[str, ...]  # the training categories, in the order of their codes
+    codes: Mapping[Any, int]  # value as sent -> its code (FeatureColumns)
 
 
 class Validator:
@@ -61,8 +64,11 @@ class Validator:
         kinds = [spec.kind for spec in schema.features]
         self._numeric_at = [j for j, kind in enumerate(kinds) if kind == "numeric"]
         self._categorical_at = [j for j, kind in enumerate(kinds) if kind != "numeric"]
-        self._numeric = tuple(self.names[j] for j in self._numeric_at)
-        self._categorical = tuple(self.names[j] for j in self._categorical_at)
+        self._layout = ColumnLayout(
+            numeric=tuple(self.names[j] for j in self._numeric_at),
+            categorical=tuple(self.names[j] for j in self._categorical_at),
+            levels=tuple(self._checks[j].levels for j in self._categorical_at),
+        )
 
     def feature_columns(self, rows: Rows) -> FeatureColumns:
         """`rows`' features as the prediction log folds them: numbers as one float block (the
@@ -73,8 +79,11 @@ class Validator:
             numbers = np.column_stack([rows.columns[j] for j in self._numeric_at])
         else:
             numbers = np.empty((rows.count, 0), dtype=np.float64)
-        categories = list(zip(*(rows.raw[j] for j in self._categorical_at), strict=True))
-        return FeatureColumns(self._numeric, numbers, self._categorical, categories)
+        if rows.codes:
+            codes = np.ascontiguousarray(np.array(rows.codes, dtype=np.int64).T)
+        else:
+            codes = np.empty((rows.count, 0), dtype=np.int64)
+        return FeatureColumns(self._layout, numbers, codes)
 
     # ---- input shapes ----------------------------------------------------------------------
     def records(self, rows: Any, path: str) -> Rows:
@@ -182,11 +191,16 @@ class Validator:
             for j, (check, values) in enumerate(zip(self._checks, raw, strict=True)):
                 matrix[:, j] = _numeric(check, values, where, events)
             return Rows(count, raw, matrix, None, events, records)
-        columns = [
-            _convert(check, values, where, events, self.max_string)
-            for check, values in zip(self._checks, raw, strict=True)
-        ]
-        return Rows(count, raw, None, columns, events, records)
+        columns: list[Column] = []
+        codes: list[list[int]] = []
+        for check, values in zip(self._checks, raw, strict=True):
+            if check.spec.kind == "numeric":
+                columns.append(_numeric(check, values, where, events))
+            else:
+                column, coded = _categorical(check, values, where, events, self.max_string)
+                columns.append(column)
+                codes.append(coded)
+        return Rows(count, raw, None, columns, events, records, codes)
 
 
 def _check_for(spec: FeatureSpec) -> _Check:
@@ -196,15 +210,18 @@ def _check_for(spec: FeatureSpec) -> _Check:
         allowed = frozenset({bool}) if spec.dtype == "bool" else frozenset({str})
     if spec.nullable:
         allowed |= {NONE}
-    categories = frozenset(spec.categories) if spec.categories is not None else None
-    return _Check(spec, allowed, categories)
+    levels = tuple(spec.categories or ())
+    codes: dict[Any, int] = {level: code for code, level in enumerate(levels)}
+    if spec.dtype == "bool":  # sent as JSON booleans, listed as "True" and "False"
+        codes = {value: codes[str(value)] for value in (True, False) if str(value) in codes}
+    codes[None] = MISSING
+    return _Check(spec, allowed, levels, codes)
 
 
-def _convert(
+def _categorical(
     check: _Check, values: list[Any], where: Where, events: dict[Any, int], max_string: int
-) -> Column:
-    if check.spec.kind == "numeric":
-        return _numeric(check, values, where, events)
+) -> tuple[Column, list[int]]:
+    """The column for the model, and each value's code for the prediction log."""
     _types(check, values, where)
     for index, value in enumerate(values):
         if isinstance(value, str) and len(value) > max_string:
@@ -214,14 +231,14 @@ def _convert(
                 field=where(index, check.spec.name),
                 error_type="string_too_long",
             )
-    if check.categories is not None:
-        known = check.categories
-        unseen = sum(1 for v in values if v is not None and str(v) not in known)
+    codes = list(map(check.codes.get, values, repeat(UNLISTED)))
+    if check.spec.categories is not None:  # None: too many in training to list
+        unseen = codes.count(UNLISTED)
         if unseen:
             events[(check.spec.name, "unseen_category")] = unseen
     if check.spec.dtype == "bool" and not check.spec.nullable:
-        return np.array(values, dtype=bool)
-    return values
+        return np.array(values, dtype=bool), codes
+    return values, codes
 
 
 def _numeric(

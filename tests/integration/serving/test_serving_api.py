@@ -303,7 +303,7 @@ def test_each_predicted_row_is_handed_to_the_prediction_log(
     columns = sink.columns["logged"]
     assert columns is not None
     assert columns.numbers.shape == (3, 30)
-    assert dict(zip(columns.numeric, columns.numbers[1].tolist(), strict=True)) == rows[1]
+    assert dict(zip(columns.layout.numeric, columns.numbers[1].tolist(), strict=True)) == rows[1]
 
 
 def test_batching_answers_each_concurrent_request_with_its_own_rows(

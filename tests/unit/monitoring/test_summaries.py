@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,14 @@ from mlkeel.monitoring.summaries import (
     hour_of,
     latency_edges,
 )
-from mlkeel.prediction_log.record import FeatureColumns, LoggedRequest, PredictionRecord
+from mlkeel.prediction_log.record import (
+    MISSING,
+    UNLISTED,
+    ColumnLayout,
+    FeatureColumns,
+    LoggedRequest,
+    PredictionRecord,
+)
 
 NOON = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -360,14 +368,23 @@ def test_a_rebuilt_summary_keeps_folding_with_its_baseline(baseline: BaselinePro
 # --- columns handed by serving ---------------------------------------------------------------
 
 
-def served(records: list[PredictionRecord], numeric: tuple[str, ...] = ("age", "income"),
-           categorical: tuple[str, ...] = ("city",)) -> LoggedRequest:  # fmt: skip
+LEVELS = ("Oslo", "Rome", "Lima")  # Quito is not among them: its rows are read from the record
+LAYOUT = ColumnLayout(("age", "income"), ("city",), (LEVELS,))  # shared, as serving's validator
+
+
+def served(records: list[PredictionRecord], layout: ColumnLayout = LAYOUT) -> LoggedRequest:
     """One request's records with its features column-wise, as serving's validator hands them."""
     numbers = np.array(
-        [[r.features[n] for n in numeric] for r in records], dtype=np.float64
-    ).reshape(len(records), len(numeric))
-    categories = [tuple(r.features[n] for n in categorical) for r in records]
-    return LoggedRequest(records, FeatureColumns(numeric, numbers, categorical, categories))
+        [[r.features[n] for n in layout.numeric] for r in records], dtype=np.float64
+    ).reshape(len(records), len(layout.numeric))
+    codes = np.array(
+        [[code(r.features[n]) for n in layout.categorical] for r in records], dtype=np.int64
+    ).reshape(len(records), len(layout.categorical))
+    return LoggedRequest(records, FeatureColumns(layout, numbers, codes))
+
+
+def code(value: Any) -> int:
+    return MISSING if value is None else LEVELS.index(value) if value in LEVELS else UNLISTED
 
 
 REQUESTS = st.lists(
@@ -386,15 +403,21 @@ REQUESTS = st.lists(
 
 
 @settings(max_examples=60, deadline=None)
-@given(requests=REQUESTS, with_baseline=st.booleans())
+@given(requests=REQUESTS, with_baseline=st.booleans(), shared_layout=st.booleans())
 def test_folding_served_columns_equals_folding_the_records_dicts(
-    baseline: BaselineProfile, requests: list[list[tuple[Any, Any, Any]]], with_baseline: bool
+    baseline: BaselineProfile,
+    requests: list[list[tuple[Any, Any, Any]]],
+    with_baseline: bool,
+    shared_layout: bool,
 ) -> None:
     # Without a baseline, a city that is always missing shows no kind in the records; serving's
     # columns say categorical. Both count it as missing; only the payload's kind differs.
     assume(with_baseline or any(c is not None for request in requests for _, _, c in request))
     profile = baseline if with_baseline else None
-    by_request = [served(rows(values)) for values in requests]
+    layouts = [LAYOUT if shared_layout else ColumnLayout(*astuple(LAYOUT)) for _ in requests]
+    by_request = [
+        served(rows(values), layout) for values, layout in zip(requests, layouts, strict=True)
+    ]
     from_columns = SummaryFolder(lambda model, version: profile)
     from_records = SummaryFolder(lambda model, version: profile)
 
@@ -411,7 +434,10 @@ def test_folding_served_columns_equals_folding_the_records_dicts(
 def test_served_columns_are_folded_as_the_baselines_kind(baseline: BaselineProfile) -> None:
     records = [record({"age": 41.0, "income": 20.0, "city": 7.0})]
     request = LoggedRequest(
-        records, FeatureColumns(("city",), np.array([[7.0]]), ("age",), [("41",)])
+        records,
+        FeatureColumns(
+            ColumnLayout(("city",), ("age",), (("41",),)), np.array([[7.0]]), np.array([[0]])
+        ),
     )
     folder = SummaryFolder(lambda model, version: baseline)
 

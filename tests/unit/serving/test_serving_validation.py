@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from mlkeel.errors import InvalidInputError, PayloadTooLargeError
+from mlkeel.prediction_log.record import UNLISTED
 from mlkeel.registry import VersionInfo
 from mlkeel.schema import FeatureSpec, InputSchema, TargetSpec
 from mlkeel.serving.model_slot import ServedModel
@@ -62,9 +63,11 @@ def test_feature_columns_hand_the_log_numbers_as_one_block_and_categories_as_sen
 
     columns = validator.feature_columns(rows)
 
-    assert (columns.numeric, columns.categorical) == (("age", "income"), ("city", "member"))
+    layout = columns.layout
+    assert (layout.numeric, layout.categorical) == (("age", "income"), ("city", "member"))
     np.testing.assert_array_equal(columns.numbers, [[30.0, 1200.5], [30.0, np.nan]])
-    assert columns.categories == [("Oslo", True), ("Lima", True)]
+    assert layout.levels == (("Oslo", "Rome"), ("False", "True"))
+    np.testing.assert_array_equal(columns.codes, [[0, 1], [UNLISTED, 1]])
 
 
 def test_feature_columns_of_an_all_numeric_schema_are_its_matrix() -> None:
@@ -75,7 +78,7 @@ def test_feature_columns_of_an_all_numeric_schema_are_its_matrix() -> None:
     columns = validator.feature_columns(rows)
 
     assert columns.numbers is rows.matrix
-    assert (columns.categorical, columns.categories) == ((), [])
+    assert (columns.layout.categorical, columns.codes.shape) == ((), (1, 0))
 
 
 @pytest.mark.parametrize(
