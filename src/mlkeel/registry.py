@@ -8,11 +8,13 @@ at registration is checked on every load, so a tampered or corrupted model is re
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import re
 import shutil
 import sqlite3
+import sys
 import tempfile
 import uuid
 import warnings
@@ -101,16 +103,21 @@ class Registry:
     def client(self) -> MlflowClient:
         if self._client is None:
             _check_reachable(self.tracking_uri)
-            from mlflow import MlflowClient
-
-            _quiet_mlflow_logs()  # after the import, which configures MLflow's loggers
-            with (
-                _registry_errors("connecting to", self.tracking_uri),
-                _fresh_store_template(self.tracking_uri),
-            ):
-                self._client = MlflowClient(self.tracking_uri, self.tracking_uri)
-                self._client.search_experiments(max_results=1)  # creates the store now
+            with _resident_heap():
+                self._client = self._connect()
         return self._client
+
+    def _connect(self) -> MlflowClient:
+        from mlflow import MlflowClient
+
+        _quiet_mlflow_logs()  # after the import, which configures MLflow's loggers
+        with (
+            _registry_errors("connecting to", self.tracking_uri),
+            _fresh_store_template(self.tracking_uri),
+        ):
+            client = MlflowClient(self.tracking_uri, self.tracking_uri)
+            client.search_experiments(max_results=1)  # creates the store now
+        return client
 
     # ---- writing -------------------------------------------------------------------------
     def register(self, candidate: Candidate) -> VersionInfo:
@@ -428,6 +435,31 @@ def _check_reachable(tracking_uri: str) -> None:
                 f"cannot create the MLflow store folder {database.parent}: {exc.strerror}; "
                 "set tracking_uri in mlkeel.toml or MLKEEL_TRACKING_URI"
             ) from None
+
+
+@contextmanager
+def _resident_heap() -> Iterator[None]:
+    """Import MLflow (and build its store) as residents the cyclic collector no longer scans.
+
+    The import adds ~220,000 objects (MLflow, its SQLAlchemy models) to a heap of ~170,000
+    (pandas, scikit-learn), all living as long as the process. With the collector running,
+    CPython rescans the whole heap each time it grows by a quarter: ~0.3 s of a ~2 s
+    ``mlkeel train`` here, and ~0.5 s more at interpreter exit. Paused during the import and
+    frozen after it (with what was alive before), they are never scanned again. Only at the
+    first import in a process, so later work is never frozen; frozen objects are still freed
+    by reference counting, only cycles among them stay uncollected.
+    """
+    if "mlflow" in sys.modules:
+        yield
+        return
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 @contextmanager

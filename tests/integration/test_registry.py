@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,20 @@ def test_mlflow_serving_metadata_does_not_break_the_digest(
     loaded = registry.load("breast_cancer", version)
 
     assert loaded.info.version == version
+
+
+def test_first_connection_freezes_mlflow_out_of_the_collectors_scans(tmp_path: Path) -> None:
+    # A fresh interpreter: this one imported MLflow long ago.
+    script = (
+        "import gc, sys; from mlkeel.registry import Registry; "
+        f"Registry('sqlite:///{tmp_path / 'mlflow.db'}', 'p', None, sys.argv[1]).names(); "
+        "print(gc.isenabled(), gc.get_freeze_count() > 100_000)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert result.stdout.split() == ["True", "True"]
