@@ -60,6 +60,20 @@ def test_insert_is_idempotent_on_request_row_and_variant(repository: PredictionR
     assert repository.count() == 4
 
 
+def test_a_batch_of_many_rows_stores_each_once_and_counts_only_new_ones(
+    repository: PredictionRepository,
+) -> None:
+    first = [record(f"r{i}") for i in range(120)]  # several multi-row statements on SQLite
+
+    assert repository.insert(first) == 120
+    assert repository.insert([*first[:117], *(record(f"n{i}") for i in range(13))]) == 13
+    assert repository.count() == 133
+    assert {row["request_id"] for row in repository.window("m")} == {
+        *(f"r{i}" for i in range(120)),
+        *(f"n{i}" for i in range(13)),
+    }
+
+
 def test_labels_attach_to_served_rows_and_unknown_ids_come_back(
     repository: PredictionRepository,
 ) -> None:
