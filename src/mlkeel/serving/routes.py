@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import anyio.to_thread
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.background import BackgroundTask
 
@@ -216,7 +216,9 @@ def _history(request: Request) -> HistoryRepository:
 
 
 def _json(body: Any, status: int) -> Response:
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # orjson: ~5% of a busy server's GIL time went to json.dumps of 100-row answers. A NaN
+    # (a probability a model could not compute) becomes null, not a 500.
+    content = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
     return Response(content, status_code=status, media_type="application/json")
 
 
