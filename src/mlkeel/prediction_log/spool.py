@@ -67,6 +67,7 @@ class Spool:
         self.directory = directory
         self._file: IO[bytes] | None = None
         self._path: Path | None = None
+        self.records = 0  # in the current file
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
         """Write `records` durably (flush + fsync) before returning."""
@@ -79,6 +80,7 @@ class Spool:
                 written = os.write(descriptor, data)
                 data = data[written:]
             os.fsync(descriptor)
+            self.records += len(records)
         except OSError:
             # A full disk leaves half a batch: cut it off, so the file holds whole records.
             with contextlib.suppress(OSError):
@@ -99,20 +101,27 @@ class Spool:
         if self._file is not None:
             self._file.close()
             self._file = self._path = None
+            self.records = 0
 
     @property
     def active(self) -> bool:
         return self._file is not None
 
     def replay(
-        self, insert: Callable[[list[PredictionRecord]], int], batch: int = 1000
+        self,
+        insert: Callable[[list[PredictionRecord]], int],
+        batch: int = 1000,
+        pause: Callable[[], bool] | None = None,
     ) -> tuple[int, int]:
         """Insert every record of every file no live writer holds; return (replayed, already
-        stored). A file is deleted only after all its records are in the database."""
+        stored). A file is deleted only after all its records are in the database. Before
+        each file, `pause()` true stops here: the rest waits for the next replay."""
         replayed = duplicates = 0
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             if path == self._path:
                 continue
+            if pause is not None and pause():
+                break
             for chunk in _locked_chunks(path, batch):
                 inserted = insert(chunk)
                 replayed += inserted

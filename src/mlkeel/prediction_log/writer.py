@@ -2,9 +2,13 @@
 
 ``submit`` appends to an in-memory queue (O(1), never raises). One thread drains it in
 batches of up to ``batch_size`` at least every ``flush_seconds``: into the database while it
-answers, else into the spool, which is replayed once the database is back. Only when the
-queue itself overflows (the thread cannot even reach the disk) are records dropped, each one
-counted and logged.
+answers and keeps up, else into the spool, which is replayed once the database is back and
+the queue has drained. The database is too slow when more records wait than it inserts in
+``SPILL_SECONDS`` at its recent rate (or than half the queue's limit): the next batches go to
+the spool (appending is several times faster than inserting), so a burst the database absorbs
+stays in memory while a lasting overload neither grows the queue nor reaches its limit. Only
+when the queue itself overflows (the thread cannot even reach the disk) are records dropped,
+each one counted and logged.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from mlkeel.prediction_log.repository import PredictionRepository
 from mlkeel.prediction_log.spool import Spool
 
 log = logging.getLogger(__name__)
+SPILL_SECONDS = 1.0  # a backlog the database needs longer than this to insert is spooled
 
 
 @dataclass
@@ -101,6 +106,10 @@ class PredictionLogWriter:
         self.writer_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._folding = threading.Lock()  # the writer folds; request threads count errors
         self._saved_at = time.monotonic()
+        self._insert_rate = float("inf")  # records/s of recent inserts (unknown: no spilling)
+        self._inserts = 0
+        self._spilling = False
+        self._unreplayed = False  # this process spooled records not replayed yet
 
     # ---- the request side ----------------------------------------------------------------
     def submit(
@@ -203,7 +212,7 @@ class PredictionLogWriter:
         records = [record for item in items for record in item.records]
         self._fold(items, len(records))
         try:
-            if self.stats.database_up:
+            if self.stats.database_up and not self._behind(len(records)):
                 self._insert(records)
             else:
                 self._to_spool(records)
@@ -222,6 +231,7 @@ class PredictionLogWriter:
                 self.stats.queue_depth -= len(records)
 
     def _insert(self, records: list[PredictionRecord]) -> None:
+        started = time.perf_counter()
         try:
             inserted = self.repository.insert(records)
         except Exception as exc:
@@ -237,19 +247,62 @@ class PredictionLogWriter:
             return
         self.stats.written += inserted
         self.stats.duplicates += len(records) - inserted
+        self._measure(len(records), time.perf_counter() - started)
+
+    def _measure(self, count: int, seconds: float) -> None:
+        """Follow the insert rate (an EWMA); the first insert, which connects and warms the
+        database's caches, is no sample."""
+        self._inserts += 1
+        if self._inserts == 1:
+            return
+        rate = count / max(seconds, 1e-6)
+        previous = self._insert_rate
+        self._insert_rate = rate if previous == float("inf") else 0.7 * previous + 0.3 * rate
+
+    @property
+    def spill_depth(self) -> int:
+        """Records waiting past which batches go to the spool: what the database inserts in
+        SPILL_SECONDS, within [2 batches, half the queue's limit]."""
+        depth = min(self._insert_rate * SPILL_SECONDS, self.queue_limit / 2)
+        return int(max(depth, 2 * self.batch_size))
+
+    def _behind(self, taken: int) -> bool:
+        """Whether more records still wait than the database can take soon."""
+        behind = self.stats.queue_depth - taken > self.spill_depth
+        if behind != self._spilling:
+            self._spilling = behind
+            if behind:
+                log.warning("prediction log database too slow (%d records waiting); spooling "
+                            "to %s until the queue drains", self.stats.queue_depth,
+                            self.spool.directory)  # fmt: skip
+            else:
+                log.info("prediction log caught up; spooled records are replayed when idle")
+        return behind
 
     def _to_spool(self, records: list[PredictionRecord]) -> None:
         self.spool.append(records)
         self.stats.spooled += len(records)
+        self._unreplayed = True
+        if self.spool.records >= self.spill_depth:
+            self.spool.seal()  # files of bounded size: replay can pause between them
 
     def _maybe_replay(self) -> None:
-        if self.stats.database_up and not self.spool.active and self._retry_at == 0.0:
+        if self.stats.database_up and not self._unreplayed and self._retry_at == 0.0:
             return
         if time.monotonic() < self._retry_at:
             return
         self.spool.seal()
+        paused = False
+
+        def pause() -> bool:  # new records wait: the replay yields to them between files
+            nonlocal paused
+            paused = self.stats.queue_depth > self.batch_size
+            return paused
+
         try:
-            replayed, duplicates = self.spool.replay(self.repository.insert, self.batch_size)
+            replayed, duplicates = self.spool.replay(
+                self.repository.insert, self.batch_size, pause=pause
+            )
         except Exception as exc:
             self.stats.failures += 1
             self.stats.database_up = False
@@ -260,8 +313,9 @@ class PredictionLogWriter:
         self.stats.duplicates += duplicates
         self.stats.database_up = True
         self._retry_at = 0.0
+        self._unreplayed = paused
         if replayed or duplicates:
-            log.warning("prediction log database is back: replayed %d spooled records", replayed)
+            log.warning("prediction log: replayed %d spooled records", replayed)
 
     def _fold(self, items: list[_Item], count: int) -> None:
         # Folded once, when first accepted (stored or spooled): a replay does not fold again.
