@@ -11,8 +11,11 @@ travel together in one immutable `Lineup`, so a request reads one consistent sna
 
 from __future__ import annotations
 
+import copy
+import functools
 import itertools
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -78,7 +81,7 @@ class ServedModel:
     schema: InputSchema
     validator: Validator
     labels: tuple[str, ...] | None  # probability keys, when the model has predict_proba
-    wants_frame: bool  # fitted on a DataFrame (has feature names), so it gets one
+    wants_frame: bool  # gets a DataFrame: fitted on one, and answers an array differently
     loaded_at: float
     # A classifier whose label is the class of highest probability answers from one
     # predict_proba call instead of predict + predict_proba: half the model time (measured:
@@ -88,6 +91,15 @@ class ServedModel:
     @property
     def name(self) -> str:
         return self.info.name
+
+    @functools.cached_property
+    def _frame_columns(self) -> Any:
+        """The input frame's column labels, built once and of object dtype: with the string
+        dtype pandas 3 infers from a list, sklearn's feature-name checks cost ~0.1 ms more a
+        call (measured, one row: LR pipeline 635 -> 494 µs, random forest 3.28 -> 3.17 ms)."""
+        import pandas as pd
+
+        return pd.Index(self.validator.names, dtype=object)
 
     @property
     def version(self) -> int:
@@ -123,14 +135,18 @@ class ServedModel:
             matrices = [rows.matrix for rows in batch if rows.matrix is not None]
             matrix = matrices[0] if len(matrices) == 1 else np.concatenate(matrices)
             # One float block: 5-20x faster to build than from records (measured, 30 columns).
-            return pd.DataFrame(matrix, columns=names, copy=False) if self.wants_frame else matrix
+            if not self.wants_frame:
+                return matrix
+            return pd.DataFrame(matrix, columns=self._frame_columns, copy=False)
         parts = [rows.columns for rows in batch if rows.columns is not None]
         columns = (
             parts[0]
             if len(parts) == 1
             else [_concat(pieces) for pieces in zip(*parts, strict=True)]
         )
-        return pd.DataFrame(dict(zip(names, columns, strict=True)), copy=False)
+        frame = pd.DataFrame(dict(zip(names, columns, strict=True)), copy=False)
+        frame.columns = self._frame_columns
+        return frame
 
 
 @dataclass(frozen=True)
@@ -202,7 +218,67 @@ def load_served(
         served.predict(examples)
         if labels and _argmax_agrees(served, examples):
             served = replace(served, classes=np.asarray(model.classes_))
+        if served.wants_frame:
+            unnamed = _array_model(served, examples)
+            if unnamed is not None:
+                served = replace(served, model=unnamed, wants_frame=False)
     return served
+
+
+def _array_model(served: ServedModel, examples: list[Rows]) -> Any | None:
+    """A copy of an all-numeric model fitted on a DataFrame that takes a float array of the
+    same columns instead, answering as the original answers the frame; else None.
+
+    sklearn's DataFrame checks cost ~0.3 ms a call, a fifth of an overhead-bound request
+    (measured, one row: LR pipeline 494 -> 167 µs, random forest 3.17 -> 2.9 ms). The copy
+    forgets the column names its first step was fitted with, so sklearn does not warn about
+    an array; a model that needs names (selects columns by name, passes the frame on) raises,
+    warns or answers differently on the examples, and keeps the frame.
+    """
+    model, validator = served.model, served.validator
+    if not validator.numeric_only:
+        return None
+    if list(getattr(model, "feature_names_in_", ())) != validator.names:
+        return None
+    frame, array = served._input(examples), replace(served, wants_frame=False)._input(examples)
+    try:
+        unnamed = copy.deepcopy(model)
+        if not _forget_names(unnamed):
+            return None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            same = [
+                _same(getattr(model, method)(frame), getattr(unnamed, method)(array))
+                for method in _outputs(model)
+            ]
+    except Exception:  # any failure on the array: the model needs the frame
+        return None
+    return unnamed if all(same) and not caught else None
+
+
+def _forget_names(model: Any) -> bool:
+    """Drop the fitted column names of the estimator that first sees the input (a pipeline's
+    first step, recursively); False when it has none."""
+    first = model
+    while hasattr(first, "steps"):
+        first = first.steps[0][1]
+    if "feature_names_in_" not in vars(first):
+        return False
+    del first.feature_names_in_
+    return True
+
+
+def _same(expected: Any, got: Any) -> bool:
+    """Equal labels; floats equal but for the last bits (an array's memory layout can change
+    the order of a dot product's additions)."""
+    expected, got = np.asarray(expected), np.asarray(got)
+    if expected.dtype.kind == "f" and got.dtype.kind == "f":
+        return bool(np.allclose(expected, got, rtol=1e-9, atol=1e-12, equal_nan=True))
+    return bool(np.array_equal(expected, got))
+
+
+def _outputs(model: Any) -> list[str]:
+    return ["predict", "predict_proba"] if hasattr(model, "predict_proba") else ["predict"]
 
 
 # Classifiers whose predict applies a tuned threshold or its own decision function rather

@@ -38,7 +38,9 @@ def test_full_spool_disk_counts_drops_and_serving_continues(
     full_disk: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    config = PredictionLogConfig(spool_dir=str(full_disk / "spool"), flush_seconds=0.1)
+    config = PredictionLogConfig(
+        spool_dir=str(full_disk / "spool"), flush_seconds=0.1, batch_size=20
+    )  # a batch per request: the first ones fit on the disk, the later ones do not
     settings = champion_project.settings.model_copy(
         update={"database_url": UNREACHABLE, "prediction_log": config}
     )
