@@ -70,6 +70,23 @@ def test_feature_columns_hand_the_log_numbers_as_one_block_and_categories_as_sen
     np.testing.assert_array_equal(columns.codes, [[0, 1], [UNLISTED, 1]])
 
 
+def test_all_numeric_rows_count_out_of_range_values_alike_with_or_without_nulls() -> None:
+    schema = InputSchema(features=SCHEMA.features[:2], target=SCHEMA.target)
+    validator = Validator(schema, 100)
+    rows = [{"age": 10, "income": 5.0}, {"age": 95, "income": 2e6}, {"age": 30, "income": 1.5}]
+
+    plain = validator.records(rows, "instances")  # checked as one block
+    with_null = validator.records([*rows, {"age": 40, "income": None}], "instances")
+
+    expected = {("age", "out_of_range"): 2, ("income", "out_of_range"): 1}
+    assert plain.events == with_null.events == expected
+    assert plain.matrix is not None
+    assert with_null.matrix is not None
+    np.testing.assert_array_equal(plain.matrix, [[10.0, 5.0], [95.0, 2e6], [30.0, 1.5]])
+    np.testing.assert_array_equal(with_null.matrix[:3], plain.matrix)
+    assert np.isnan(with_null.matrix[3, 1])
+
+
 def test_feature_columns_of_an_all_numeric_schema_are_its_matrix() -> None:
     schema = InputSchema(features=SCHEMA.features[:2], target=SCHEMA.target)
     validator = Validator(schema, 100)
