@@ -365,8 +365,8 @@ class Summary:
         """
         if not records:
             return
-        for block in _layouts(columns or [columns_of(records)]):
-            self._fold_features(block, records)
+        for block, rows in _layouts(columns or [columns_of(records)], records):
+            self._fold_features(block, rows)
         self._fold_prediction(list(map(_PREDICTION, records)))
         self._fold_traffic(records)
         self.rows += len(records)
@@ -741,23 +741,29 @@ def columns_of(records: Sequence[PredictionRecord]) -> FeatureColumns:
     return FeatureColumns(layout, numbers, np.full((count, len(categorical)), UNLISTED))
 
 
-def _layouts(blocks: Sequence[FeatureColumns]) -> list[FeatureColumns]:
-    """One block per layout (feature names, kinds, levels), its blocks' rows concatenated.
+def _layouts(
+    blocks: Sequence[FeatureColumns], records: Sequence[PredictionRecord]
+) -> list[tuple[FeatureColumns, Sequence[PredictionRecord]]]:
+    """One block per layout (feature names, kinds, levels), its blocks' rows concatenated,
+    with the records those rows are (`blocks` hold the rows of `records`, in order).
 
     Serving's blocks of one model version share its validator's layout object: an identity
     check, not a comparison of names, recognises the usual single layout.
     """
     first = blocks[0]
     if len(blocks) == 1:
-        return [first]
+        return [(first, records)]
     if all(map(is_, map(_LAYOUT, blocks), repeat(first.layout))):
-        groups = [list(blocks)]
-    else:
-        by_layout: dict[ColumnLayout, list[FeatureColumns]] = {}
-        for block in blocks:
-            by_layout.setdefault(block.layout, []).append(block)
-        groups = list(by_layout.values())
-    return list(map(_joined, groups))
+        return [(_joined(list(blocks)), records)]
+    by_layout: dict[ColumnLayout, tuple[list[FeatureColumns], list[PredictionRecord]]] = {}
+    start = 0
+    for block in blocks:
+        end = start + len(block.numbers)
+        parts, rows = by_layout.setdefault(block.layout, ([], []))
+        parts.append(block)
+        rows.extend(records[start:end])
+        start = end
+    return [(_joined(parts), rows) for parts, rows in by_layout.values()]
 
 
 def _joined(blocks: list[FeatureColumns]) -> FeatureColumns:

@@ -431,6 +431,28 @@ def test_folding_served_columns_equals_folding_the_records_dicts(
     assert payloads[0] == payloads[1]
 
 
+def test_requests_of_two_layouts_in_one_batch_fold_like_their_records(
+    baseline: BaselineProfile,
+) -> None:
+    without_income = ColumnLayout(("age",), ("city",), (LEVELS,))
+    pair = [record({"age": 30.0, "city": "Quito"}), record({"age": 31.0, "city": "Rome"}, row=1)]
+    requests = [
+        served(rows([(40.0 + i, 2.0, "Quito")])) if i % 2 == 0 else served(pair, without_income)
+        for i in range(6)
+    ]
+    from_columns = SummaryFolder(lambda model, version: baseline)
+    from_records = SummaryFolder(lambda model, version: baseline)
+
+    from_columns.fold_requests(requests)
+    from_records.fold([r for request in requests for r in request.records])
+
+    (by_columns,) = from_columns.take_dirty().values()
+    (by_records,) = from_records.take_dirty().values()
+    assert by_columns.to_payload() == by_records.to_payload()
+    assert categorical(by_columns, "city").counts == {"Quito": 6, "Rome": 3}
+    assert numeric(by_columns, "income").missing == 6
+
+
 def test_served_columns_are_folded_as_the_baselines_kind(baseline: BaselineProfile) -> None:
     records = [record({"age": 41.0, "income": 20.0, "city": 7.0})]
     request = LoggedRequest(
