@@ -344,8 +344,11 @@ class PredictionLogWriter:
             log.info("hourly summaries not saved yet (%s)", exc.__class__.__name__)
 
     def replay_pending(self) -> tuple[int, int]:
-        """Replay spool files left by an earlier process (after a crash); call before start."""
+        """Replay spool files left by an earlier process (after a crash); call before start.
+        If it raises (the database is down), the writer thread retries once started."""
+        self._unreplayed = True
         replayed, duplicates = self.spool.replay(self.repository.insert, self.batch_size)
+        self._unreplayed = False
         self.stats.replayed += replayed
         self.stats.duplicates += duplicates
         return replayed, duplicates

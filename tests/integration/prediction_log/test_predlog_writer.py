@@ -5,10 +5,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from mlkeel.db import make_engine, upgrade
 from mlkeel.prediction_log.record import PredictionRecord
@@ -162,6 +164,39 @@ def test_spool_left_by_a_killed_process_is_replayed_once(
     assert list(spool_dir.glob("*.spool")) == []
 
 
+def test_a_spool_left_while_the_database_is_down_is_replayed_once_it_is_back(
+    private_cluster: PrivateCluster, tmp_path: Path
+) -> None:
+    engine = make_engine(private_cluster.url, connect_args={"connect_timeout": 2})
+    upgrade(engine)
+    repository = PredictionRepository(engine)
+    left = [replace(record, model="crashed") for record in records("left", 100)]
+    earlier = Spool(tmp_path / "spool")
+    earlier.append(left)
+    earlier.seal()  # that process ended: its file is closed, its lock released
+    writer = PredictionLogWriter(
+        repository, Spool(tmp_path / "spool"), flush_seconds=0.2, retry_seconds=0.5
+    )
+    private_cluster.stop()
+    try:
+        with pytest.raises(sqlalchemy.exc.OperationalError):
+            writer.replay_pending()  # at start, with the database down
+        writer.start()
+        private_cluster.start()
+        deadline = time.monotonic() + 30
+        while writer.stats.replayed < 100 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        writer.stop()
+        if not private_cluster.running:
+            private_cluster.start()
+
+    assert writer.stats.replayed == 100
+    assert repository.count(model="crashed") == 100
+    assert list((tmp_path / "spool").glob("*.spool")) == []
+    engine.dispose()
+
+
 def test_database_outage_spools_then_replays_exactly_once(
     private_cluster: PrivateCluster, tmp_path: Path
 ) -> None:
@@ -192,7 +227,7 @@ def test_database_outage_spools_then_replays_exactly_once(
         if not private_cluster.running:
             private_cluster.start()
 
-    assert repository.count() == 1200
+    assert repository.count(model="m") == 1200
     assert writer.stats.replayed == 1000
     assert writer.stats.dropped == 0
     assert list((tmp_path / "spool").glob("*.spool")) == []
