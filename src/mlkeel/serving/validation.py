@@ -89,7 +89,7 @@ class Validator:
 
     def feature_columns(self, rows: Rows) -> FeatureColumns:
         """`rows`' features as the prediction log folds them: numbers as one float block (the
-        arrays already checked), categories as sent."""
+        arrays already checked), categories as their codes against the training categories."""
         if rows.matrix is not None:
             numbers = rows.matrix
         elif rows.columns is not None and self._numeric_at:
