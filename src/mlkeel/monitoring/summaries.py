@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain, compress, repeat
 from operator import attrgetter, is_, itemgetter, not_
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -79,6 +79,7 @@ SummaryKey = tuple[str, int, str, int]  # model, version, variant, hour (epoch s
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Kind = Literal["numeric", "categorical"]
+Grouped = TypeVar("Grouped", PredictionRecord, LoggedRequest)
 
 _FEATURES = attrgetter("features")
 _PREDICTION = attrgetter("prediction")
@@ -637,7 +638,7 @@ class SummaryFolder:
         """Fold `records` into the summaries of their (model, version, variant, hour)."""
         if not records:
             return
-        for key, group in _groups(records).items():
+        for key, group in _groups(records, records).items():
             if self._horizon is not None and key[3] < self._horizon:
                 self.late += len(group)
                 continue
@@ -653,7 +654,8 @@ class SummaryFolder:
             self.fold([record for r in requests if r.columns is None for record in r.records])
             if not served:
                 return
-        for key, group in _request_groups(served).items():
+        firsts = list(map(_FIRST, map(_RECORDS, served)))
+        for key, group in _groups(served, firsts).items():
             records = list(chain.from_iterable(map(_RECORDS, group)))
             if self._horizon is not None and key[3] < self._horizon:
                 self.late += len(records)
@@ -973,8 +975,12 @@ def _column_from_payload(data: Mapping[str, Any]) -> ColumnSummary:
 
 
 # ---- grouping ----------------------------------------------------------------------------
-def _groups(records: Sequence[PredictionRecord]) -> dict[SummaryKey, Sequence[PredictionRecord]]:
-    """Group by key; a batch of one series within one hour (the usual case) is not copied."""
+def _groups(
+    items: Sequence[Grouped], records: Sequence[PredictionRecord]
+) -> dict[SummaryKey, Sequence[Grouped]]:
+    """Group `items` by the key of the record at the same position in `records` (a record
+    itself, or a request's first record); one series within one hour (the usual case) is
+    not copied."""
     head = records[0]
     if (
         len(set(map(_MODEL, records))) == 1
@@ -984,34 +990,11 @@ def _groups(records: Sequence[PredictionRecord]) -> dict[SummaryKey, Sequence[Pr
         times = list(map(_TIME, records))
         first = hour_of(min(times))
         if first == hour_of(max(times)):
-            return {(head.model, head.version, head.variant, first): records}
-    groups: dict[SummaryKey, list[PredictionRecord]] = {}
-    for record in records:
+            return {(head.model, head.version, head.variant, first): items}
+    groups: dict[SummaryKey, list[Grouped]] = {}
+    for item, record in zip(items, records, strict=True):
         key = (record.model, record.version, record.variant, hour_of(record.time))
-        groups.setdefault(key, []).append(record)
-    return dict(groups)
-
-
-def _request_groups(
-    requests: Sequence[LoggedRequest],
-) -> dict[SummaryKey, Sequence[LoggedRequest]]:
-    """Group requests by the key of their first record; one series within one hour (the usual
-    case) is not copied."""
-    firsts = list(map(_FIRST, map(_RECORDS, requests)))
-    head = firsts[0]
-    if (
-        len(set(map(_MODEL, firsts))) == 1
-        and len(set(map(_VERSION, firsts))) == 1
-        and len(set(map(_VARIANT, firsts))) == 1
-    ):
-        times = list(map(_TIME, firsts))
-        first = hour_of(min(times))
-        if first == hour_of(max(times)):
-            return {(head.model, head.version, head.variant, first): requests}
-    groups: dict[SummaryKey, list[LoggedRequest]] = {}
-    for request, record in zip(requests, firsts, strict=True):
-        key = (record.model, record.version, record.variant, hour_of(record.time))
-        groups.setdefault(key, []).append(request)
+        groups.setdefault(key, []).append(item)
     return dict(groups)
 
 

@@ -164,12 +164,19 @@ def test_spool_left_by_a_killed_process_is_replayed_once(
     assert list(spool_dir.glob("*.spool")) == []
 
 
-def test_a_spool_left_while_the_database_is_down_is_replayed_once_it_is_back(
-    private_cluster: PrivateCluster, tmp_path: Path
-) -> None:
+@pytest.fixture
+def cluster_repository(private_cluster: PrivateCluster) -> Iterator[PredictionRepository]:
+    """The log on the private cluster, which a test may stop and start."""
     engine = make_engine(private_cluster.url, connect_args={"connect_timeout": 2})
     upgrade(engine)
-    repository = PredictionRepository(engine)
+    yield PredictionRepository(engine)
+    engine.dispose()
+
+
+def test_a_spool_left_while_the_database_is_down_is_replayed_once_it_is_back(
+    private_cluster: PrivateCluster, cluster_repository: PredictionRepository, tmp_path: Path
+) -> None:
+    repository = cluster_repository
     left = [replace(record, model="crashed") for record in records("left", 100)]
     earlier = Spool(tmp_path / "spool")
     earlier.append(left)
@@ -194,15 +201,12 @@ def test_a_spool_left_while_the_database_is_down_is_replayed_once_it_is_back(
     assert writer.stats.replayed == 100
     assert repository.count(model="crashed") == 100
     assert list((tmp_path / "spool").glob("*.spool")) == []
-    engine.dispose()
 
 
 def test_database_outage_spools_then_replays_exactly_once(
-    private_cluster: PrivateCluster, tmp_path: Path
+    private_cluster: PrivateCluster, cluster_repository: PredictionRepository, tmp_path: Path
 ) -> None:
-    engine = make_engine(private_cluster.url, connect_args={"connect_timeout": 2})
-    upgrade(engine)
-    repository = PredictionRepository(engine)
+    repository = cluster_repository
     writer = PredictionLogWriter(
         repository, Spool(tmp_path / "spool"), flush_seconds=0.2, retry_seconds=0.5
     )
@@ -231,4 +235,3 @@ def test_database_outage_spools_then_replays_exactly_once(
     assert writer.stats.replayed == 1000
     assert writer.stats.dropped == 0
     assert list((tmp_path / "spool").glob("*.spool")) == []
-    engine.dispose()
