@@ -267,9 +267,12 @@ ColumnSummary = NumericSummary | CategoricalSummary
 
 @dataclass(frozen=True)
 class _NumericPlan:
-    """How to bin one numeric column: a searchsorted query of [min, inner edges, max+]."""
+    """How to bin one numeric column: a searchsorted query of [min, inner edges, max+], and
+    the query rounded to float32 (the fold sorts float32 copies: see ``_positions``)."""
 
     query: FloatArray
+    query32: npt.NDArray[np.float32]
+    rounded_down: npt.NDArray[np.bool_]  # query32 < query
     edges_id: str
 
 
@@ -335,18 +338,17 @@ class Summary:
             blocks.setdefault(names, []).append(block)
         self._pending, self._pending_rows = [], 0
         for names, parts in blocks.items():
-            rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            matrix = rows.T  # (features x rows): the fold copies each feature contiguous
+            matrix = parts[0] if len(parts) == 1 else np.concatenate(parts)  # rows x features
             numeric = []
             for index, name in enumerate(names):
                 state = self._state(name)
                 if isinstance(state, CategoricalSummary):
                     # Buffered before any value showed the kind: all of them were missing.
-                    state.missing += matrix.shape[1]
+                    state.missing += matrix.shape[0]
                 else:
                     numeric.append(index)
             if len(numeric) < len(names):
-                names, matrix = tuple(names[i] for i in numeric), matrix[numeric]
+                names, matrix = tuple(names[i] for i in numeric), matrix[:, numeric]
             states = [self._numeric_state(name) for name in names]
             _fold_numeric(states, [self._plan_for(name) for name in names], matrix)
 
@@ -357,19 +359,25 @@ class Summary:
         self.requests += n
 
     def fold(
-        self, records: Sequence[PredictionRecord], columns: Sequence[FeatureColumns] = ()
+        self,
+        records: Sequence[PredictionRecord],
+        columns: Sequence[FeatureColumns] = (),
+        firsts: Sequence[PredictionRecord] | None = None,
     ) -> None:
         """Fold `records` (all of this summary's key; not checked) into the summary.
 
         `columns`, when given, are the records' features column-wise (their rows in the
-        records' order) and are folded instead of each record's ``features`` dict.
+        records' order) and are folded instead of each record's ``features`` dict. `firsts`,
+        when given, are the first record of each request (found from ``row`` otherwise).
         """
         if not records:
             return
         for block, rows in _layouts(columns or [columns_of(records)], records):
             self._fold_features(block, rows)
         self._fold_prediction(list(map(_PREDICTION, records)))
-        self._fold_traffic(records)
+        if firsts is None:
+            firsts = list(compress(records, map(not_, map(_ROW, records))))
+        self._fold_traffic(firsts)
         self.rows += len(records)
         self._pending_rows += len(records)
         if self._pending_rows >= SETTLE_ROWS:
@@ -466,10 +474,9 @@ class Summary:
             else:
                 state.other += n
 
-    def _fold_traffic(self, records: Sequence[PredictionRecord]) -> None:
-        # One latency per request: its row 0 carries it (every row of a request has the same).
-        firsts = list(map(not_, map(_ROW, records)))
-        latency = np.array(list(compress(map(_LATENCY, records), firsts)), dtype=np.float64)
+    def _fold_traffic(self, firsts: Sequence[PredictionRecord]) -> None:
+        # One latency per request, its first record's (every row of a request has the same).
+        latency = np.fromiter(map(_LATENCY, firsts), dtype=np.float64, count=len(firsts))
         self.requests += latency.size
         latency = latency[np.isfinite(latency)]
         if latency.size:
@@ -645,22 +652,39 @@ class SummaryFolder:
             self._summary(key).fold(group)
             self._dirty.add(key)
 
-    def fold_requests(self, requests: Sequence[LoggedRequest]) -> None:
+    def fold_requests(
+        self,
+        requests: Sequence[LoggedRequest],
+        records: Sequence[PredictionRecord] | None = None,
+    ) -> None:
         """Fold served requests: each one's records share one key (serving builds them so),
-        and its columns, when it has them, are folded instead of its records' dicts."""
-        served = requests
-        if not (all(map(_COLUMNS, requests)) and all(map(_RECORDS, requests))):
-            served = [r for r in requests if r.columns is not None and r.records]
-            self.fold([record for r in requests if r.columns is None for record in r.records])
-            if not served:
-                return
-        firsts = list(map(_FIRST, map(_RECORDS, served)))
-        for key, group in _groups(served, firsts).items():
-            records = list(chain.from_iterable(map(_RECORDS, group)))
+        and its columns, when it has them, are folded instead of its records' dicts.
+        `records`, when given, are all the requests' records in order (the writer has them).
+        """
+        if not requests:
+            return
+        if records is None:
+            records = list(chain.from_iterable(map(_RECORDS, requests)))
+        usual = _one_series(requests)
+        if usual is not None:
+            key, firsts, blocks = usual
             if self._horizon is not None and key[3] < self._horizon:
                 self.late += len(records)
+                return
+            self._summary(key).fold(records, [_joined(blocks)], firsts)
+            self._dirty.add(key)
+            return
+        served = [r for r in requests if r.columns is not None and r.records]
+        self.fold([record for r in requests if r.columns is None for record in r.records])
+        if not served:
+            return
+        firsts = list(map(_FIRST, map(_RECORDS, served)))
+        for key, group in _groups(served, firsts).items():
+            grouped = list(chain.from_iterable(map(_RECORDS, group)))
+            if self._horizon is not None and key[3] < self._horizon:
+                self.late += len(grouped)
                 continue
-            self._summary(key).fold(records, list(map(_COLUMNS, group)))
+            self._summary(key).fold(grouped, list(map(_COLUMNS, group)))
             self._dirty.add(key)
 
     def count_error(
@@ -769,6 +793,8 @@ def _layouts(
 
 
 def _joined(blocks: list[FeatureColumns]) -> FeatureColumns:
+    if len(blocks) == 1:
+        return blocks[0]
     layout = blocks[0].layout
     numbers = _rows(list(map(_NUMBERS, blocks)), np.float64, len(layout.numeric))
     if layout.categorical:
@@ -855,31 +881,36 @@ def _to_float(value: Any) -> float:
 
 # ---- numeric folding ---------------------------------------------------------------------
 def _fold_numeric(
-    states: list[NumericSummary], plans: list[_NumericPlan | None], matrix: FloatArray
+    states: list[NumericSummary], plans: list[_NumericPlan | None], values: FloatArray
 ) -> None:
-    """Fold a (features x rows) float matrix into one state per row of it, vectorised.
+    """Fold a (rows x features) float matrix into one state per column of it, vectorised.
 
-    One sort per feature (NaN sorts last, infinities at the ends) answers the bins and the
-    range checks with one binary search per edge instead of one per value; the moments are
-    read from the sorted copy too.
+    One sort per binned feature (NaN sorts last, infinities at the ends) answers the bins and
+    the range checks with one binary search per edge instead of one per value.
     """
-    rows = matrix.shape[1]
-    ordered = np.array(matrix, order="C")  # a copy with each feature's values contiguous
-    ordered.sort(axis=1)
-    finite_mask = np.isfinite(ordered)
+    rows = values.shape[0]
+    finite_mask = np.isfinite(values)
     if finite_mask.all():
         present = finite = np.full(len(states), rows, dtype=np.int64)
-        means = ordered.mean(axis=1)
-        deviations = ordered - means[:, None]
-        lows, highs = ordered[:, 0], ordered[:, -1]
+        means = values.mean(axis=0)
+        deviations = values - means
+        lows, highs = values.min(axis=0), values.max(axis=0)
     else:
-        present = rows - np.isnan(ordered).sum(axis=1)
-        finite = finite_mask.sum(axis=1)
-        means = np.where(finite_mask, ordered, 0.0).sum(axis=1) / np.maximum(finite, 1)
-        deviations = np.where(finite_mask, ordered - means[:, None], 0.0)
-        lows = np.where(finite_mask, ordered, np.inf).min(axis=1)
-        highs = np.where(finite_mask, ordered, -np.inf).max(axis=1)
-    m2s = np.einsum("ij,ij->i", deviations, deviations)
+        present = rows - np.isnan(values).sum(axis=0)
+        finite = finite_mask.sum(axis=0)
+        means = np.where(finite_mask, values, 0.0).sum(axis=0) / np.maximum(finite, 1)
+        deviations = np.where(finite_mask, values - means, 0.0)
+        lows = np.where(finite_mask, values, np.inf).min(axis=0)
+        highs = np.where(finite_mask, values, -np.inf).max(axis=0)
+    m2s = np.einsum("ij,ij->j", deviations, deviations)
+    binned = [j for j, plan in enumerate(plans) if plan is not None]
+    wide = values if len(binned) == len(plans) else values[:, binned]
+    with np.errstate(over="ignore"):  # beyond float32's range is infinity: still in order
+        narrow = wide.astype(np.float32)
+    exact32 = ((narrow == wide) | np.isnan(wide)).all(axis=0).tolist()
+    ordered = np.ascontiguousarray(narrow.T)  # each feature's values contiguous, to sort
+    ordered.sort(axis=1)
+    sorted32 = dict(zip(binned, zip(ordered, exact32, strict=True), strict=True))
     columns = zip(
         states, plans, present.tolist(), finite.tolist(), means.tolist(), m2s.tolist(),
         lows.tolist(), highs.tolist(), strict=True,
@@ -892,11 +923,33 @@ def _fold_numeric(
         state.min = min(state.min, low)
         state.max = max(state.max, high)
         if plan is not None:
-            _bin(state, plan, ordered[j], n_present)
+            ordered32, exact = sorted32[j]
+            _bin(state, plan, _positions(plan, ordered32, exact, values[:, j]), n_present)
 
 
-def _bin(state: NumericSummary, plan: _NumericPlan, ordered: FloatArray, present: int) -> None:
-    positions = np.searchsorted(ordered, plan.query, side="left")
+def _positions(
+    plan: _NumericPlan, ordered32: npt.NDArray[np.float32], exact: bool, values: FloatArray
+) -> Any:
+    """How many of `values` lie below each query point, from their sorted float32 copy
+    (`exact`: every value is a float32, as integers up to 2**24 are).
+
+    Sorting float32 costs about half as much as float64 here, and the counts stay exact:
+    rounding is monotonic, so a value and a query point that round apart compare as they did
+    before rounding. A value that rounds onto a query point equals it when the values are
+    float32 (an integer feature whose values hit the edges): it is below the point iff the
+    point rounded down. Otherwise (a value within 2**-24 of an edge) the float64 values are
+    sorted instead.
+    """
+    below = ordered32.searchsorted(plan.query32, side="left")
+    upto = ordered32.searchsorted(plan.query32, side="right")
+    if (upto == below).all():
+        return below
+    if exact:
+        return np.where(plan.rounded_down, upto, below)
+    return np.sort(values).searchsorted(plan.query, side="left")
+
+
+def _bin(state: NumericSummary, plan: _NumericPlan, positions: IntArray, present: int) -> None:
     state.below += int(positions[0])
     state.above += present - int(positions[-1])
     if state.under is None:
@@ -913,7 +966,9 @@ def _plan(profile: FeatureProfile | None) -> _NumericPlan | None:
     low = -np.inf if profile.min is None else profile.min
     high = np.inf if profile.max is None else np.nextafter(profile.max, np.inf)
     query = np.concatenate(([low], np.asarray(edges[1:-1], dtype=np.float64), [high]))
-    return _NumericPlan(query=query, edges_id=edges_fingerprint(edges))
+    with np.errstate(over="ignore"):
+        query32 = query.astype(np.float32)
+    return _NumericPlan(query, query32, query32 < query, edges_fingerprint(edges))
 
 
 def _latency_counts(latency: FloatArray) -> IntArray:
@@ -981,6 +1036,18 @@ def _groups(
     """Group `items` by the key of the record at the same position in `records` (a record
     itself, or a request's first record); one series within one hour (the usual case) is
     not copied."""
+    key = _common_key(records)
+    if key is not None:
+        return {key: items}
+    groups: dict[SummaryKey, list[Grouped]] = {}
+    for item, record in zip(items, records, strict=True):
+        key = (record.model, record.version, record.variant, hour_of(record.time))
+        groups.setdefault(key, []).append(item)
+    return dict(groups)
+
+
+def _common_key(records: Sequence[PredictionRecord]) -> SummaryKey | None:
+    """The key all `records` share, or None."""
     head = records[0]
     if (
         len(set(map(_MODEL, records))) == 1
@@ -990,12 +1057,25 @@ def _groups(
         times = list(map(_TIME, records))
         first = hour_of(min(times))
         if first == hour_of(max(times)):
-            return {(head.model, head.version, head.variant, first): items}
-    groups: dict[SummaryKey, list[Grouped]] = {}
-    for item, record in zip(items, records, strict=True):
-        key = (record.model, record.version, record.variant, hour_of(record.time))
-        groups.setdefault(key, []).append(item)
-    return dict(groups)
+            return (head.model, head.version, head.variant, first)
+    return None
+
+
+def _one_series(
+    requests: Sequence[LoggedRequest],
+) -> tuple[SummaryKey, list[PredictionRecord], list[FeatureColumns]] | None:
+    """The usual batch's key, requests' first records and blocks: every request has records
+    and columns of one layout, and all share one key. None for any other batch."""
+    blocks: list[Any] = list(map(_COLUMNS, requests))
+    try:
+        firsts = list(map(_FIRST, map(_RECORDS, requests)))
+        layout = blocks[0].layout
+        if not all(map(is_, map(_LAYOUT, blocks), repeat(layout))):
+            return None
+    except (AttributeError, IndexError):  # a request without columns, or without records
+        return None
+    key = _common_key(firsts)
+    return None if key is None else (key, firsts, blocks)
 
 
 def _json_float(value: float) -> float | None:

@@ -155,8 +155,8 @@ class SummaryFolding:
         self.folder = folder
         self._unsaved: dict[SummaryKey, dict[str, Any]] = {}
 
-    def fold(self, requests: Sequence[LoggedRequest]) -> None:
-        self.folder.fold_requests(requests)
+    def fold(self, requests: Sequence[LoggedRequest], records: Sequence[PredictionRecord]) -> None:
+        self.folder.fold_requests(requests, records)
 
     def count_error(self, model: str, version: int, variant: str, when: float) -> None:
         self.folder.count_error(model, version, variant, when)

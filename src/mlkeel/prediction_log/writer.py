@@ -52,7 +52,9 @@ class WriterStats:
 class Folder(Protocol):
     """Folds written records into per-hour summaries (monitoring's SummaryFolder)."""
 
-    def fold(self, requests: Sequence[LoggedRequest]) -> None: ...
+    def fold(
+        self, requests: Sequence[LoggedRequest], records: Sequence[PredictionRecord]
+    ) -> None: ...
 
     def count_error(self, model: str, version: int, variant: str, when: float) -> None: ...
 
@@ -210,7 +212,7 @@ class PredictionLogWriter:
 
     def _write(self, items: list[_Item]) -> None:
         records = [record for item in items for record in item.records]
-        self._fold(items, len(records))
+        self._fold(items, records)
         try:
             if self.stats.database_up and not self._behind(len(records)):
                 self._insert(records)
@@ -317,16 +319,16 @@ class PredictionLogWriter:
         if replayed or duplicates:
             log.warning("prediction log: replayed %d spooled records", replayed)
 
-    def _fold(self, items: list[_Item], count: int) -> None:
+    def _fold(self, items: list[_Item], records: list[PredictionRecord]) -> None:
         # Folded once, when first accepted (stored or spooled): a replay does not fold again.
         if self.folder is None:
             return
         try:
             with self._folding:
-                self.folder.fold(items)
+                self.folder.fold(items, records)
         except Exception:
             self.stats.fold_failures += 1
-            log.exception("could not fold %d records into the hourly summaries", count)
+            log.exception("could not fold %d records into the hourly summaries", len(records))
 
     def _save_summaries(self) -> None:
         self._saved_at = time.monotonic()

@@ -79,6 +79,11 @@ def rows(values: list[tuple[Any, Any, Any]]) -> list[PredictionRecord]:
     return [record({"age": a, "income": i, "city": c}) for a, i, c in values]
 
 
+def request_rows(values: list[tuple[Any, Any, Any]]) -> list[PredictionRecord]:
+    """The records of one request: its rows numbered from 0."""
+    return [record({"age": a, "income": i, "city": c}, row=n) for n, (a, i, c) in enumerate(values)]
+
+
 def fold(records: list[PredictionRecord], baseline: BaselineProfile | None) -> Summary:
     summary = Summary("churn", 1, "champion", hour_of(NOON), baseline)
     summary.fold(records)
@@ -126,6 +131,30 @@ def test_fold_bins_equal_histogram_on_the_baselines_fine_edges(baseline: Baselin
     bins = numeric(summary, "age").bins
     assert bins is not None
     np.testing.assert_array_equal(bins, histogram(values, profile.fine_edges))
+
+
+@pytest.mark.parametrize("float32_values", [False, True])
+def test_fold_bins_values_on_and_next_to_each_edge_like_a_float64_histogram(
+    baseline: BaselineProfile, float32_values: bool
+) -> None:
+    # The fold sorts float32 copies: a value rounding onto an edge must still count on its
+    # float64 side of it (float32 values, as integers are, take another path than others).
+    profile = baseline.features["age"]
+    assert isinstance(profile, NumericProfile)
+    assert profile.min is not None
+    assert profile.max is not None
+    edges = np.asarray(profile.fine_edges, dtype=np.float64)
+    if float32_values:
+        values = edges.astype(np.float32).astype(np.float64)
+    else:
+        values = np.concatenate(
+            [edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf), [np.nan]]
+        )
+    age = numeric(fold(rows([(float(v), 1.0, "Oslo") for v in values]), baseline), "age")
+    assert age.bins is not None
+    np.testing.assert_array_equal(age.bins, histogram(values, profile.fine_edges))
+    assert age.below == int((values < profile.min).sum())
+    assert age.above == int((values > profile.max).sum())
 
 
 def test_fold_counts_values_outside_the_training_range(baseline: BaselineProfile) -> None:
@@ -416,7 +445,8 @@ def test_folding_served_columns_equals_folding_the_records_dicts(
     profile = baseline if with_baseline else None
     layouts = [LAYOUT if shared_layout else ColumnLayout(*astuple(LAYOUT)) for _ in requests]
     by_request = [
-        served(rows(values), layout) for values, layout in zip(requests, layouts, strict=True)
+        served(request_rows(values), layout)
+        for values, layout in zip(requests, layouts, strict=True)
     ]
     from_columns = SummaryFolder(lambda model, version: profile)
     from_records = SummaryFolder(lambda model, version: profile)
