@@ -195,12 +195,13 @@ class Registry:
         return str(self.client.create_experiment(self.experiment, self.artifact_location))
 
     def _ensure_registered_model(self, name: str) -> None:
+        client = self.client  # first: MLflow is imported while connecting (_resident_heap)
         from mlflow.exceptions import MlflowException
 
         try:
-            self.client.get_registered_model(name)
+            client.get_registered_model(name)
         except MlflowException:
-            self.client.create_registered_model(name)
+            client.create_registered_model(name)
 
     def _abandon(self, name: str, version: str | None, run_id: str) -> None:
         """Undo a half-finished registration; failures here are logged, the cause is raised."""
@@ -230,10 +231,11 @@ class Registry:
         return sorted(infos, key=lambda info: info.version, reverse=True)
 
     def version(self, name: str, version: int) -> VersionInfo:
+        client = self.client  # first: MLflow is imported while connecting (_resident_heap)
         from mlflow.exceptions import MlflowException
 
         try:
-            found = self.client.get_model_version(name, str(version))
+            found = client.get_model_version(name, str(version))
         except MlflowException:
             known = [str(info.version) for info in self.versions(name)]
             raise ModelNotFoundError(
@@ -243,10 +245,11 @@ class Registry:
 
     def resolve(self, name: str, alias: str) -> VersionInfo:
         """The version `alias` points at."""
+        client = self.client  # first: MLflow is imported while connecting (_resident_heap)
         from mlflow.exceptions import MlflowException
 
         try:
-            found = self.client.get_model_version_by_alias(name, alias)
+            found = client.get_model_version_by_alias(name, alias)
         except MlflowException:
             self.versions(name)  # raises a clear error when the model itself is unknown
             raise ModelNotFoundError(

@@ -165,11 +165,17 @@ def test_mlflow_serving_metadata_does_not_break_the_digest(
     assert loaded.info.version == version
 
 
-def test_first_connection_freezes_mlflow_out_of_the_collectors_scans(tmp_path: Path) -> None:
-    # A fresh interpreter: this one imported MLflow long ago.
+@pytest.mark.parametrize("first_call", ["names()", "version('m', 1)", "resolve('m', 'champion')"])
+def test_first_connection_freezes_mlflow_out_of_the_collectors_scans(
+    tmp_path: Path, first_call: str
+) -> None:
+    # A fresh interpreter (this one imported MLflow long ago); serving's first call is resolve.
     script = (
-        "import gc, sys; from mlkeel.registry import Registry; "
-        f"Registry('sqlite:///{tmp_path / 'mlflow.db'}', 'p', None, sys.argv[1]).names(); "
+        "import gc, sys\n"
+        "from mlkeel.errors import ModelNotFoundError\n"
+        "from mlkeel.registry import Registry\n"
+        f"registry = Registry('sqlite:///{tmp_path / 'mlflow.db'}', 'p', None, sys.argv[1])\n"
+        f"try:\n    registry.{first_call}\nexcept ModelNotFoundError:\n    pass\n"
         "print(gc.isenabled(), gc.get_freeze_count() > 100_000)"
     )
     result = subprocess.run(
