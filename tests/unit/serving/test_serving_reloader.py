@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,34 @@ def test_loads_then_swaps_when_the_champion_moves() -> None:
     assert served_version(slot) == 2
     assert metric(metrics, "mlkeel_model_swaps_total") == 1
     assert metric(metrics, "mlkeel_model_info") == 1  # only the served version
+
+
+def test_the_first_load_freezes_the_heap_and_only_a_swap_collects_it() -> None:
+    registry, slot, reloader, _ = setup()
+    full_collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full_collections.append(1)
+
+    enabled = gc.isenabled()
+    gc.disable()  # only the reloader's own collections are counted
+    gc.callbacks.append(count)
+    try:
+        gc.unfreeze()
+        check(reloader)
+        after_load, frozen = len(full_collections), gc.get_freeze_count()
+        registry.champion = 2
+        check(reloader)
+        after_swap = len(full_collections)
+    finally:
+        gc.callbacks.remove(count)
+        if enabled:
+            gc.enable()
+
+    assert (after_load, after_swap) == (0, 1)  # a swapped-out version may sit in a cycle
+    assert frozen > 0
+    assert served_version(slot) == 2
 
 
 def test_a_version_that_fails_to_load_is_not_swapped_in_and_backs_off() -> None:
