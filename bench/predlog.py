@@ -1,10 +1,13 @@
 """Prediction-log benchmark: sustained insert rate, bytes per record, writer memory, and
 serving throughput with the log on vs off, all in one run.
 
-    uv run python bench/predlog.py [--records 200000] [--memory-records 1000000] [--serve]
+    uv run python bench/predlog.py [--records 200000] [--memory-records 1000000]
+                                   [--id-rows 300000]
 
 PostgreSQL: the machine's server at 127.0.0.1:5432 (a scratch database is created and
 dropped). Records carry 25 features (20 numeric, 5 categorical) like the issue's figures.
+The rate test's request ids are sequential; the id test grows a SQLite log with one-row
+requests whose ids are random (uuid4) or the server's time-ordered ones (UUIDv7).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from mlkeel.prediction_log.record import PredictionRecord
 from mlkeel.prediction_log.repository import PredictionRepository
 from mlkeel.prediction_log.spool import Spool
 from mlkeel.prediction_log.writer import PredictionLogWriter
+from mlkeel.serving.schemas import new_request_id
 
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -115,6 +119,27 @@ def writer_memory(url: str, total: int, spool_dir: Path) -> list[tuple[int, floa
     return samples
 
 
+def id_order(url: str, rows: int) -> tuple[float, float]:
+    """ms per 1,000-record batch of one-row requests, at the start and once `rows` are in."""
+    engine = make_engine(url)
+    upgrade(engine)
+    repository = PredictionRepository(engine)
+    make_id = (lambda: uuid.uuid4().hex) if "uuid4" in url else new_request_id
+    template = make_records(1000)
+    times = []
+    for _ in range(rows // 1000):
+        batch = [
+            PredictionRecord(r.time, r.model, r.version, r.variant, make_id(), 0, r.features,
+                             r.prediction, r.probabilities, r.latency_ms)
+            for r in template
+        ]  # fmt: skip
+        started = time.perf_counter()
+        repository.insert(batch)
+        times.append((time.perf_counter() - started) * 1000)
+    engine.dispose()
+    return statistics.median(times[:50]), statistics.median(times[-50:])
+
+
 def rss_mib() -> float:
     with open("/proc/self/status") as status:
         for line in status:
@@ -128,6 +153,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--memory-records", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--id-rows", type=int, default=300_000)
     args = parser.parse_args()
     name = f"mlkeel_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
@@ -159,6 +185,13 @@ def main() -> None:
             stored = args.records * args.rounds
             print(f"bytes/record sqlite    : {bytes_per_record(first_sqlite, args.records):,.0f}")
             print(f"bytes/record postgresql: {bytes_per_record(postgres, stored):,.0f}")
+            for kind in ("uuid4", "uuid7", "uuid4", "uuid7"):  # alternated: same machine load
+                first, last = id_order(f"sqlite:///{root / f'ids-{kind}-{time.time_ns()}.db'}",
+                                       args.id_rows)  # fmt: skip
+                print(
+                    f"one-row requests, {kind} ids: {first:.2f} ms per 1,000 records at first, "
+                    f"{last:.2f} ms with {args.id_rows:,} in the log"
+                )
     finally:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,7 @@ from mlkeel.serving.metrics import ServingMetrics
 from mlkeel.serving.model_slot import ModelSlot, ModelSpec
 from mlkeel.serving.reloader import Reloader
 from mlkeel.serving.routes import router
-from mlkeel.serving.schemas import check_request_id
+from mlkeel.serving.schemas import check_request_id, new_request_id
 from mlkeel.serving.service import Serving
 from mlkeel.settings import Settings
 
@@ -131,7 +130,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         if incoming is not None:
             try:
                 request_id = check_request_id(incoming.decode("latin-1"))

@@ -11,7 +11,9 @@ models below document the answers in the OpenAPI schema and shape the non-hot en
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from typing import Any
 
 import orjson
@@ -85,6 +87,26 @@ def invocation_rows(validator: Validator, body: bytes) -> Rows:
     if key == "inputs" and isinstance(value, dict):
         return validator.columns(value, key)
     return validator.records(value, key)
+
+
+def new_request_id() -> str:
+    """A UUIDv7 (RFC 9562) as 32 hex digits: milliseconds since the epoch, then 74 random bits.
+
+    Time-ordered, so the prediction log's unique (request_id, row, variant) index grows at its
+    end. With uuid4's random ids every insert landed on a random page of that index: once it
+    outgrew SQLite's page cache (~300,000 one-row requests) a 1,000-row batch took 38-42 ms
+    instead of 6-7 ms here.
+    """
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits: 12 for rand_a, 62 for rand_b
+    value = (
+        (millis & (1 << 48) - 1) << 80
+        | 0x7 << 76  # version 7
+        | (rand >> 68) << 64  # rand_a
+        | 0b10 << 62  # the RFC's variant
+        | rand & (1 << 62) - 1  # rand_b
+    )
+    return f"{value:032x}"
 
 
 def check_request_id(value: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -95,7 +96,7 @@ def test_many_rows_match_the_model_itself(
         [[p["probabilities"]["0"], p["probabilities"]["1"]] for p in response.json()["predictions"]]
     )
     np.testing.assert_allclose(got, probabilities(trained, rows), rtol=1e-12)
-    assert len(response.headers["X-Request-ID"]) == 32  # generated: uuid4 hex
+    assert uuid.UUID(response.headers["X-Request-ID"]).version == 7  # generated: time-ordered
 
 
 def test_int_for_a_float_feature_is_accepted(
