@@ -265,7 +265,7 @@ class CategoricalSummary:
 ColumnSummary = NumericSummary | CategoricalSummary
 
 
-@dataclass(frozen=True)
+@dataclass
 class _NumericPlan:
     """How to bin one numeric column: a searchsorted query of [min, inner edges, max+], and
     the query rounded to float32 (the fold sorts float32 copies: see ``_positions``)."""
@@ -274,6 +274,7 @@ class _NumericPlan:
     query32: npt.NDArray[np.float32]
     rounded_down: npt.NDArray[np.bool_]  # query32 < query
     edges_id: str
+    wide: bool = False  # values rounded onto edges once: this column sorts float64 from then
 
 
 class Summary:
@@ -903,14 +904,8 @@ def _fold_numeric(
         lows = np.where(finite_mask, values, np.inf).min(axis=0)
         highs = np.where(finite_mask, values, -np.inf).max(axis=0)
     m2s = np.einsum("ij,ij->j", deviations, deviations)
-    binned = [j for j, plan in enumerate(plans) if plan is not None]
-    wide = values if len(binned) == len(plans) else values[:, binned]
-    with np.errstate(over="ignore"):  # beyond float32's range is infinity: still in order
-        narrow = wide.astype(np.float32)
-    exact32 = ((narrow == wide) | np.isnan(wide)).all(axis=0).tolist()
-    ordered = np.ascontiguousarray(narrow.T)  # each feature's values contiguous, to sort
-    ordered.sort(axis=1)
-    sorted32 = dict(zip(binned, zip(ordered, exact32, strict=True), strict=True))
+    narrowed = [j for j, plan in enumerate(plans) if plan is not None and not plan.wide]
+    sorted32 = _sorted32(values, narrowed)
     columns = zip(
         states, plans, present.tolist(), finite.tolist(), means.tolist(), m2s.tolist(),
         lows.tolist(), highs.tolist(), strict=True,
@@ -923,29 +918,48 @@ def _fold_numeric(
         state.min = min(state.min, low)
         state.max = max(state.max, high)
         if plan is not None:
-            ordered32, exact = sorted32[j]
-            _bin(state, plan, _positions(plan, ordered32, exact, values[:, j]), n_present)
+            _bin(state, plan, _positions(plan, sorted32.get(j), values[:, j]), n_present)
+
+
+def _sorted32(
+    values: FloatArray, columns: list[int]
+) -> dict[int, tuple[npt.NDArray[np.float32], bool]]:
+    """Per column, its values as float32, sorted, and whether rounding left them unchanged."""
+    if not columns:
+        return {}
+    wide = values if len(columns) == values.shape[1] else values[:, columns]
+    with np.errstate(over="ignore"):  # beyond float32's range is infinity: still in order
+        narrow = wide.astype(np.float32)
+    exact = ((narrow == wide) | np.isnan(wide)).all(axis=0).tolist()
+    ordered = np.ascontiguousarray(narrow.T)  # each column's values contiguous, to sort
+    ordered.sort(axis=1)
+    return dict(zip(columns, zip(ordered, exact, strict=True), strict=True))
 
 
 def _positions(
-    plan: _NumericPlan, ordered32: npt.NDArray[np.float32], exact: bool, values: FloatArray
+    plan: _NumericPlan,
+    sorted32: tuple[npt.NDArray[np.float32], bool] | None,
+    values: FloatArray,
 ) -> Any:
     """How many of `values` lie below each query point, from their sorted float32 copy
-    (`exact`: every value is a float32, as integers up to 2**24 are).
+    (with whether every value is a float32, as integers up to 2**24 are) when there is one.
 
     Sorting float32 costs about half as much as float64 here, and the counts stay exact:
     rounding is monotonic, so a value and a query point that round apart compare as they did
     before rounding. A value that rounds onto a query point equals it when the values are
     float32 (an integer feature whose values hit the edges): it is below the point iff the
-    point rounded down. Otherwise (a value within 2**-24 of an edge) the float64 values are
-    sorted instead.
+    point rounded down. Otherwise (values of few decimals that repeat the training data's
+    edges, large integers) the float64 values are sorted, now and for the plan's later folds.
     """
-    below = ordered32.searchsorted(plan.query32, side="left")
-    upto = ordered32.searchsorted(plan.query32, side="right")
-    if (upto == below).all():
-        return below
-    if exact:
-        return np.where(plan.rounded_down, upto, below)
+    if sorted32 is not None:
+        ordered32, exact = sorted32
+        below = ordered32.searchsorted(plan.query32, side="left")
+        upto = ordered32.searchsorted(plan.query32, side="right")
+        if (upto == below).all():
+            return below
+        if exact:
+            return np.where(plan.rounded_down, upto, below)
+        plan.wide = True
     return np.sort(values).searchsorted(plan.query, side="left")
 
 

@@ -150,11 +150,15 @@ def test_fold_bins_values_on_and_next_to_each_edge_like_a_float64_histogram(
         values = np.concatenate(
             [edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf), [np.nan]]
         )
-    age = numeric(fold(rows([(float(v), 1.0, "Oslo") for v in values]), baseline), "age")
+    summary = Summary("churn", 1, "champion", hour_of(NOON), baseline)
+    for _ in range(2):  # the second fold sorts float64 at once where the first had to
+        summary.fold(rows([(float(v), 1.0, "Oslo") for v in values]))
+        summary.settle()
+    age = numeric(summary, "age")
     assert age.bins is not None
-    np.testing.assert_array_equal(age.bins, histogram(values, profile.fine_edges))
-    assert age.below == int((values < profile.min).sum())
-    assert age.above == int((values > profile.max).sum())
+    np.testing.assert_array_equal(age.bins, 2 * histogram(values, profile.fine_edges))
+    assert age.below == 2 * int((values < profile.min).sum())
+    assert age.above == 2 * int((values > profile.max).sum())
 
 
 def test_fold_counts_values_outside_the_training_range(baseline: BaselineProfile) -> None:
