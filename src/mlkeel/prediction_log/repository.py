@@ -10,6 +10,7 @@ client retrying with the same X-Request-ID, never stores a prediction twice.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,8 @@ COLUMNS = (
     "features", "prediction", "probabilities", "latency_ms", "record_version",
 )  # fmt: skip
 _COLUMN_LIST = ", ".join(f'"{name}"' for name in COLUMNS)
-ROWS_PER_INSERT = 50  # 550 parameters a statement: under every SQLite's limit (999 before 3.32)
+# 11 parameters a row: 5,500 a statement, under SQLite's limit of 32,766 (999 before 3.32).
+ROWS_PER_INSERT = 500 if sqlite3.sqlite_version_info >= (3, 32) else 90
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,9 @@ class PredictionRepository:
 
     def _executemany(self, records: Sequence[PredictionRecord]) -> int:
         # ROWS_PER_INSERT rows per statement: sqlite3 releases the GIL around every statement
-        # it steps, so one row per statement meant one GIL hand-off per row, contended by the
-        # request threads of a busy server. Measured alone: 1.24x the rows/s, 0.78x the CPU.
+        # it steps, and takes it back only once a busy request thread lets go (up to the 5 ms
+        # switch interval). Beside a busy thread, 1,000 records took 150 ms in statements of
+        # 50 rows, 27-33 ms in statements of 500 (8.5-8.8 ms alone either way).
         rows = list(map(to_row, records))
         whole = len(rows) - len(rows) % ROWS_PER_INSERT
         inserted = 0

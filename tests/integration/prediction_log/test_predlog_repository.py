@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from mlkeel.db import make_engine, upgrade
 from mlkeel.prediction_log.record import PredictionRecord
-from mlkeel.prediction_log.repository import Label, PredictionRepository
+from mlkeel.prediction_log.repository import ROWS_PER_INSERT, Label, PredictionRepository
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -63,13 +63,14 @@ def test_insert_is_idempotent_on_request_row_and_variant(repository: PredictionR
 def test_a_batch_of_many_rows_stores_each_once_and_counts_only_new_ones(
     repository: PredictionRepository,
 ) -> None:
-    first = [record(f"r{i}") for i in range(120)]  # several multi-row statements on SQLite
+    many = 2 * ROWS_PER_INSERT + 20  # two full multi-row statements and a shorter one
+    first = [record(f"r{i}") for i in range(many)]
 
-    assert repository.insert(first) == 120
-    assert repository.insert([*first[:117], *(record(f"n{i}") for i in range(13))]) == 13
-    assert repository.count() == 133
+    assert repository.insert(first) == many
+    assert repository.insert([*first[:-3], *(record(f"n{i}") for i in range(13))]) == 13
+    assert repository.count() == many + 13
     assert {row["request_id"] for row in repository.window("m")} == {
-        *(f"r{i}" for i in range(120)),
+        *(f"r{i}" for i in range(many)),
         *(f"n{i}" for i in range(13)),
     }
 
