@@ -49,7 +49,10 @@ def serve(
     """Serve the project's models over HTTP, swapping in each new champion as it is promoted."""
     import uvicorn
 
+    from mlkeel.serving.arenas import share_one_arena
     from mlkeel.serving.model_slot import ModelSpec
+
+    share_one_arena()  # before the server's threads start
 
     settings = settings_for(project)
     names = model or list(settings.models)
@@ -107,8 +110,10 @@ def app_from_env() -> FastAPI:
     import os
 
     from mlkeel.serving.app import create_app
+    from mlkeel.serving.arenas import share_one_arena
     from mlkeel.serving.model_slot import ModelSpec
 
+    share_one_arena()  # before the worker's threads start
     environ = dict(os.environ)
     chosen: list[dict[str, Any]] = json.loads(environ.pop(MODELS_VARIABLE, "[]"))
     settings: Settings = load_settings(Path(environ.get(PROJECT_VARIABLE, ".")), environ)
