@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlkeel.dashboard.routes import DashboardSource
@@ -150,6 +151,8 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:  # the client left mid-body (a timeout, a load test's end)
+            log.info("request %s: the client disconnected before sending its body", request_id)
         except Exception:
             log.exception("unexpected error answering request %s", request_id)
             if not started:

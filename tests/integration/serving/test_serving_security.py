@@ -4,6 +4,7 @@ timeout, concurrent requests."""
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +16,7 @@ from pydantic import SecretStr
 from mlkeel.serving.app import create_app
 from mlkeel.settings import Settings, load_settings
 from mlkeel.training import TrainedModel, to_candidate, train_model
-from serving_support import MODEL, Project, live
+from serving_support import MODEL, Project, live, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 ADMIN, PREDICT = "admin-secret-3f9a", "predict-secret-77c1"
@@ -84,6 +85,28 @@ def test_tokens_guard_routes_with_401_and_403(
     assert ADMIN not in caplog.text
     assert PREDICT not in caplog.text
     assert ADMIN not in repr(with_tokens(champion_project))
+
+
+def test_a_client_leaving_mid_body_is_one_log_line_and_the_server_keeps_answering(
+    champion_project: Project, trained: TrainedModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mlkeel")
+    app = create_app(champion_project.settings, champion_project.registry)
+    with live(app) as client:
+        port = client.base_url.port
+        assert port is not None
+        with socket.create_connection(("127.0.0.1", port)) as leaving:
+            leaving.sendall(
+                f"POST /v1/models/{MODEL}/predict HTTP/1.1\r\nHost: x\r\n"
+                "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                '{"instances": ['.encode()
+            )
+        wait_until(lambda: "disconnected before sending its body" in caplog.text, what="the log")
+        answered = client.post(f"/v1/models/{MODEL}/predict", json=example(trained))
+
+    assert answered.status_code == 200
+    assert "unexpected error" not in caplog.text
+    assert "Traceback" not in caplog.text
 
 
 @pytest.fixture(scope="module")
