@@ -261,6 +261,20 @@ class Registry:
     def latest(self, name: str) -> VersionInfo:
         return self.versions(name)[0]
 
+    def aliases(self, name: str) -> dict[str, int]:
+        """Each alias of `name` and the version it points at, in one registry call: what a
+        server polls (resolving champion, canary and shadow took ~8 calls, 21 ms of CPU)."""
+        client = self.client  # first: MLflow is imported while connecting (_resident_heap)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = client.get_registered_model(name)
+        except MlflowException as exc:
+            self.versions(name)  # raises a clear error when the model itself is unknown
+            with _registry_errors("reading aliases in", self.tracking_uri):
+                raise exc
+        return {alias: int(version) for alias, version in (model.aliases or {}).items()}
+
     def load(self, name: str, version: int) -> LoadedModel:
         """Download (once) and load `version`, refusing it if its digest does not match."""
         info, path = self._verified(name, version)

@@ -85,6 +85,20 @@ def test_alias_resolves_and_records_when_it_moved(settings: Settings, registry: 
     assert registry.version("breast_cancer", first).aliases == []
 
 
+def test_aliases_map_each_alias_to_its_version_in_one_read(
+    settings: Settings, registry: Registry
+) -> None:
+    first, second = register(settings, registry), register(settings, registry)
+    assert registry.aliases("breast_cancer") == {}
+
+    registry.set_alias("breast_cancer", "champion", first)
+    registry.set_alias("breast_cancer", "canary", second)
+
+    assert registry.aliases("breast_cancer") == {"champion": first, "canary": second}
+    with pytest.raises(ModelNotFoundError, match="no registered model 'nope'"):
+        registry.aliases("nope")
+
+
 def test_unknown_model_version_and_alias_are_named(settings: Settings, registry: Registry) -> None:
     with pytest.raises(ModelNotFoundError, match="no registered model 'nope'"):
         registry.versions("nope")

@@ -29,7 +29,7 @@ import anyio.to_thread
 
 from mlkeel.errors import MlkeelError, ModelNotFoundError
 from mlkeel.serving.metrics import ServingMetrics
-from mlkeel.serving.model_slot import Lineup, ModelSlot, ServedModel, load_served
+from mlkeel.serving.model_slot import CHAMPION, Lineup, ModelSlot, ServedModel, load_served
 from mlkeel.serving.routing import Canary, FailureWindow
 from mlkeel.settings import RolloutConfig
 
@@ -102,21 +102,22 @@ class Reloader:
             before = [slot.lineup for slot in self._slots.values()]
             outcomes = []
             for slot in self._slots.values():
-                outcome = await self._check(slot, force)
+                outcome, aliases = await self._check(slot, force)
                 outcomes.append(outcome)
-                follows = slot.spec.version is None and not slot.spec.latest
-                if follows and slot.served is not None and outcome.action != "registry_error":
-                    await self._follow_variants(slot, force)
+                if aliases is not None and slot.served is not None:
+                    await self._follow_variants(slot, force, aliases)
             after = [slot.lineup for slot in self._slots.values()]
             if any(a is not b for a, b in zip(after, before, strict=True)):
                 _refreeze(dropped=any(map(_dropped, before, after)))
             return outcomes
 
     # ---- canary and shadow ---------------------------------------------------------------
-    async def _follow_variants(self, slot: ModelSlot, force: bool) -> None:
+    async def _follow_variants(
+        self, slot: ModelSlot, force: bool, aliases: Mapping[str, int]
+    ) -> None:
         for alias in (CANARY, SHADOW):
             try:
-                info = await self._variant_target(slot.name, alias)
+                info = await self._variant_target(slot.name, alias, aliases.get(alias))
             except Exception as exc:  # the registry is down: keep serving what we have
                 self._metrics.registry_failures.labels(slot.name).inc()
                 log.warning("cannot resolve the %r of %r: %s", alias, slot.name, _describe(exc))
@@ -129,12 +130,16 @@ class Reloader:
             else:
                 await self._follow_shadow(slot, info, force)
 
-    async def _variant_target(self, name: str, alias: str) -> VersionInfo | None:
+    async def _variant_target(
+        self, name: str, alias: str, version: int | None
+    ) -> VersionInfo | None:
+        if version is None:
+            return None
         try:
-            info = await anyio.to_thread.run_sync(self._registry.resolve, name, alias)
+            info = await anyio.to_thread.run_sync(self._registry.version, name, version)
         except ModelNotFoundError:
             return None
-        return info if alias in info.aliases else None
+        return info if alias in info.aliases else None  # it moved meanwhile: next poll
 
     async def _follow_canary(self, slot: ModelSlot, info: VersionInfo | None, force: bool) -> None:
         current, name = slot.lineup.canary, slot.name
@@ -224,18 +229,36 @@ class Reloader:
         except Exception as exc:
             log.warning("could not tag canary %s version %d as tripped: %s", name, version, exc)
 
-    async def _check(self, slot: ModelSlot, force: bool) -> ReloadOutcome:
+    def _target(self, slot: ModelSlot) -> tuple[int, dict[str, int] | None]:
+        """The version `slot` should serve, with the model's aliases when it follows the
+        champion: one registry call a poll while the champion alias exists. Blocking."""
+        spec = slot.spec
+        if spec.version is None and not spec.latest:
+            aliases = self._registry.aliases(slot.name)
+            if CHAMPION in aliases:
+                return aliases[CHAMPION], aliases
+        return spec.target(self._registry).version, None  # or the clear "no champion" error
+
+    async def _check(
+        self, slot: ModelSlot, force: bool
+    ) -> tuple[ReloadOutcome, dict[str, int] | None]:
         name, current = slot.name, slot.served
         served = current.version if current is not None else None
         try:
-            target = (await anyio.to_thread.run_sync(slot.spec.target, self._registry)).version
+            target, aliases = await anyio.to_thread.run_sync(self._target, slot)
         except Exception as exc:
             self._metrics.registry_failures.labels(name).inc()
             message = f"cannot resolve {slot.spec.follows} of {name!r}: {_describe(exc)}"
             _log_failure(message, exc)
             if current is None:
                 slot.problem = message
-            return ReloadOutcome(name, "registry_error", served, None, message)
+            return ReloadOutcome(name, "registry_error", served, None, message), None
+        return await self._follow(slot, target, force), aliases
+
+    async def _follow(self, slot: ModelSlot, target: int, force: bool) -> ReloadOutcome:
+        """Serve `target` in `slot`, unless it is served already or is backing off."""
+        name, current = slot.name, slot.served
+        served = current.version if current is not None else None
         if target == served:
             self._failures.pop(name, None)
             return ReloadOutcome(name, "unchanged", served, target, f"serving version {target}")

@@ -34,11 +34,19 @@ class FakeRegistry:
         self.broken: set[int] = set()
         self.down = False
         self.loads: list[int] = []
+        self.calls: list[str] = []
 
     def _info(self, version: int) -> VersionInfo:
         return VersionInfo("m", version, [], "", {}, None, None, None, {})
 
+    def aliases(self, name: str) -> dict[str, int]:
+        self.calls.append("aliases")
+        if self.down:
+            raise RegistryError("the MLflow store is unreachable")
+        return {} if self.champion is None else {"champion": self.champion}
+
     def resolve(self, name: str, alias: str) -> VersionInfo:
+        self.calls.append("resolve")
         if self.down:
             raise RegistryError("the MLflow store is unreachable")
         if self.champion is None:
@@ -49,6 +57,7 @@ class FakeRegistry:
         return self._info(self.newest)
 
     def version(self, name: str, version: int) -> VersionInfo:
+        self.calls.append("version")
         return self._info(version)
 
     def load(self, name: str, version: int) -> LoadedModel:
@@ -96,6 +105,17 @@ def test_loads_then_swaps_when_the_champion_moves() -> None:
     assert served_version(slot) == 2
     assert metric(metrics, "mlkeel_model_swaps_total") == 1
     assert metric(metrics, "mlkeel_model_info") == 1  # only the served version
+
+
+def test_a_poll_of_a_served_champion_is_one_registry_call() -> None:
+    registry, slot, reloader, _ = setup()
+    check(reloader)
+    registry.calls.clear()
+
+    outcome = check(reloader)
+
+    assert outcome.action == "unchanged"
+    assert registry.calls == ["aliases"]  # no canary or shadow alias: nothing more to read
 
 
 def test_the_first_load_freezes_the_heap_and_only_a_swap_collects_it() -> None:
