@@ -1,26 +1,31 @@
 """Serving benchmark (issue 3): mlkeel's server against a plain FastAPI app, `mlflow models serve`
 and BentoML (with and without adaptive batching), side by side in one run.
 
-    uv run python bench/serving.py [--seconds 10] [--quick] [--variants plain,mlkeel+log]
+    uv run python bench/serving.py [--seconds 12] [--rounds 3] [--quick] [--variants plain,...]
 
 Two models registered in a temporary mlkeel project (sklearn's bundled breast_cancer data, 30
 numeric features): ``lr``, a scaled logistic regression (overhead-bound), and ``rf``, a 100-tree
-random forest (model-bound). Each server runs alone, as its own process group on a free
-127.0.0.1 port: start-to-ready and peak RSS are measured, then each of its cells is loaded with
-``wrk`` (a short warm-up, then ``--seconds``), then it is stopped. Each cell also reports the
-server's CPU and the CPU used by processes outside the benchmark (the machine is shared). mlkeel
-runs before `mlflow models serve`, which writes a ``registered_model_meta`` file into the
-model's artifact folder, after which mlkeel's digest check refuses the model. The in-process
-``predict_proba`` rate on 1,000-row batches gives the physical limit.
+random forest (model-bound). Per model, every server is started in turn (each one starting
+alone: start-to-ready is measured then), as its own process group on a free 127.0.0.1 port, and
+they stay up together, idle but for the one under load. Each cell is then loaded with ``wrk``:
+a short warm-up per server, then ``--rounds`` rounds that load each server for
+``--seconds / --rounds`` in turn (the order reversed every other round), so a burst of foreign
+load on this shared machine hits every server alike; a cell reports the median of its rounds.
+Peak RSS is each server's over its whole life. Each cell also reports the server's CPU and the
+CPU used by processes outside the benchmark. mlkeel starts before `mlflow models serve`, which
+writes a ``registered_model_meta`` file into the model's artifact folder, after which mlkeel's
+digest check refuses the model. The in-process ``predict_proba`` rate on 1,000-row batches
+gives the physical limit.
 
 Prints a table per cell, the servers' start and memory, the issue's targets with PASS/FAIL,
 and the versions; writes everything to bench/results/serving-<timestamp>.json. Needs ``wrk``
-(``apt-get install -y wrk``). About 9 minutes at the defaults; ``--quick`` is a smoke run.
+(``apt-get install -y wrk``). About 10 minutes at the defaults; ``--quick`` is a smoke run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import signal
@@ -43,7 +48,7 @@ from serving_kit.processes import RunningServer, free_port, running
 from serving_kit.project import BenchProject, RegisteredModel, build_project
 from serving_kit.results import Cell, CellResult, InProcess, RunResults, ServerResult
 from serving_kit.servers import VARIANTS, Context, Recipe, recipe
-from serving_kit.wrk import run_wrk, write_script, wrk_binary
+from serving_kit.wrk import LoadFigures, run_wrk, write_script, wrk_binary
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 READY_TIMEOUT_S = 120.0
@@ -91,7 +96,7 @@ QUICK_PLAN = (
 )
 
 
-# ---- one server, its cells ---------------------------------------------------------------------
+# ---- the servers of one model, their cells ------------------------------------------------
 class Clock:
     def __init__(self) -> None:
         self.start = time.perf_counter()
@@ -101,29 +106,66 @@ class Clock:
         print(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {text}", flush=True)
 
 
-def run_server(
-    run: Run, project: BenchProject, scratch: Path, args: argparse.Namespace, clock: Clock
-) -> ServerResult:
-    """Start, check, load every cell, stop: one server's whole life, failures recorded."""
+@dataclass
+class Live:
+    """A started server of the group, with what it answers and what was measured of it."""
+
+    run: Run
+    model: RegisteredModel
+    plan: Recipe
+    server: RunningServer
+    result: ServerResult
+
+
+def run_group(
+    runs: Sequence[Run],
+    project: BenchProject,
+    scratch: Path,
+    args: argparse.Namespace,
+    clock: Clock,
+) -> list[ServerResult]:
+    """Start every server of one model in turn, then load the cells round-robin; stop all."""
+    results = []
+    logged_before = count_logged(project.database_path)
+    with contextlib.ExitStack() as stack:
+        group: list[Live] = []
+        for run in runs:
+            started = start_server(run, project, scratch, stack, clock)
+            results.append(started.result if isinstance(started, Live) else started)
+            if isinstance(started, Live):
+                group.append(started)
+        cells = list(dict.fromkeys(cell for live in group for cell in live.run.cells))
+        for cell in cells:
+            load_cell(cell, [live for live in group if cell in live.run.cells], scratch, args)
+            for live in group:
+                if cell in live.run.cells:
+                    _say_cell(clock, live.run, live.result.cells[-1])
+        for live in group:
+            live.result.peak_rss_bytes = live.server.peak_rss_bytes or None
+    logged = count_logged(project.database_path) - logged_before
+    for result in results:
+        if VARIANTS[result.variant].log:
+            result.log_rows = logged  # the group's log servers share the project's database
+    return results
+
+
+def start_server(
+    run: Run, project: BenchProject, scratch: Path, stack: contextlib.ExitStack, clock: Clock
+) -> Live | ServerResult:
+    """Start `run`'s server (stopped when `stack` closes) and check one answer."""
     variant, model = VARIANTS[run.variant], project.models[run.model]
     result = ServerResult(variant.key, model.name)
     plan = recipe(variant, model, Context(project, scratch, free_port()))
-    logged_before = count_logged(project.database_path)
     try:
-        with running(plan.launch, READY_TIMEOUT_S) as server:
-            result.ready_s, result.ready_cpu_s = server.ready_s, server.ready_cpu_s
-            clock.say(f"{run.variant}/{run.model}: ready after {server.ready_s:.2f} s")
-            check_answers(server.url + plan.predict_path, plan.body(model.rows[:3]), 3)
-            for cell in run.cells:
-                result.cells.append(load_cell(server, plan, model, cell, scratch, args))
-                _say_cell(clock, run, result.cells[-1])
-            result.peak_rss_bytes = server.peak_rss_bytes or None
+        server = stack.enter_context(running(plan.launch, READY_TIMEOUT_S))
+        result.ready_s, result.ready_cpu_s = server.ready_s, server.ready_cpu_s
+        clock.say(f"{run.variant}/{run.model}: ready after {server.ready_s:.2f} s")
+        check_answers(server.url + plan.predict_path, plan.body(model.rows[:3]), 3)
     except Exception as exc:  # recorded and reported; the next server still runs
         result.error = f"{type(exc).__name__}: {exc}"
         clock.say(f"{run.variant}/{run.model} FAILED: {result.error}")
-    if variant.log:
-        result.log_rows = count_logged(project.database_path) - logged_before
-    return result
+        return result
+    return Live(run, model, plan, server, result)
 
 
 def _say_cell(clock: Clock, run: Run, result: CellResult) -> None:
@@ -136,25 +178,74 @@ def _say_cell(clock: Clock, run: Run, result: CellResult) -> None:
     clock.say(f"  {run.variant} {result.cell.key}: {figures}")
 
 
-def load_cell(
-    server: RunningServer,
-    plan: Recipe,
-    model: RegisteredModel,
-    cell: Cell,
-    scratch: Path,
-    args: argparse.Namespace,
-) -> CellResult:
-    """A warm-up, then the measured load, with where the CPU went meanwhile."""
-    tag = f"{cell.model}-{cell.rows}-{plan.rows_key}"
-    script = write_script(scratch, tag, plan.predict_path, make_bodies(plan, model, cell.rows))
+def load_cell(cell: Cell, group: list[Live], scratch: Path, args: argparse.Namespace) -> None:
+    """A warm-up per server, then `args.rounds` rounds over the servers; each server's
+    CellResult holds the medians of its rounds."""
     load = {"concurrency": cell.concurrency, "rows": cell.rows}
-    try:
-        run_wrk(server.url, script, seconds=args.warmup, **load)
-        before = cpu.snapshot(server.process.pid)
-        figures = run_wrk(server.url, script, seconds=args.seconds, **load)
-        return CellResult(cell, figures, cpu=cpu.share(before, cpu.snapshot(server.process.pid)))
-    except Exception as exc:
-        return CellResult(cell, error=f"{type(exc).__name__}: {exc}")
+    scripts = {}
+    rounds: dict[int, list[tuple[LoadFigures, cpu.CpuShare]]] = {id(live): [] for live in group}
+    errors: dict[int, str] = {}
+    for live in group:
+        tag = f"{live.run.variant}-{live.run.model}-{cell.rows}"  # one script per server
+        bodies = make_bodies(live.plan, live.model, cell.rows)
+        scripts[id(live)] = write_script(scratch, tag, live.plan.predict_path, bodies)
+    for round_index in range(-1, args.rounds):  # round -1: the warm-up
+        order = group if round_index % 2 == 0 else group[::-1]
+        for live in order:
+            if id(live) in errors:
+                continue
+            try:
+                script = scripts[id(live)]
+                if round_index < 0:
+                    run_wrk(live.server.url, script, seconds=args.warmup, **load)
+                    continue
+                before = cpu.snapshot(live.server.process.pid)
+                figures = run_wrk(live.server.url, script, seconds=args.slice, **load)
+                share = cpu.share(before, cpu.snapshot(live.server.process.pid))
+                rounds[id(live)].append((figures, share))
+            except Exception as exc:
+                errors[id(live)] = f"{type(exc).__name__}: {exc}"
+    for live in group:
+        if id(live) in errors:
+            live.result.cells.append(CellResult(cell, error=errors[id(live)]))
+        else:
+            figures, share = _medians(rounds[id(live)])
+            live.result.cells.append(CellResult(cell, figures, cpu=share))
+
+
+def _medians(
+    samples: list[tuple[LoadFigures, cpu.CpuShare]],
+) -> tuple[LoadFigures, cpu.CpuShare]:
+    """Per figure, the median over the rounds (counts summed: every request happened)."""
+    loads = [figures for figures, _ in samples]
+    shares = [share for _, share in samples]
+
+    def mid(values: Sequence[float]) -> float:
+        return float(statistics.median(values))
+
+    kinds: dict[str, int] = {}
+    for figures in loads:
+        for kind, count in figures.error_kinds.items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    figures = LoadFigures(
+        requests=sum(f.requests for f in loads),
+        ok_requests=sum(f.ok_requests for f in loads),
+        duration_s=sum(f.duration_s for f in loads),
+        req_per_s=mid([f.req_per_s for f in loads]),
+        rows_per_s=mid([f.rows_per_s for f in loads]),
+        p50_ms=mid([f.p50_ms for f in loads]),
+        p90_ms=mid([f.p90_ms for f in loads]),
+        p99_ms=mid([f.p99_ms for f in loads]),
+        max_ms=max(f.max_ms for f in loads),
+        errors=sum(f.errors for f in loads),
+        error_kinds=kinds,
+    )
+    share = cpu.CpuShare(
+        mid([s.server_pct for s in shares]),
+        mid([s.client_pct for s in shares]),
+        mid([s.foreign_pct for s in shares]),
+    )
+    return figures, share
 
 
 def make_bodies(plan: Recipe, model: RegisteredModel, rows: int) -> list[bytes]:
@@ -248,7 +339,10 @@ def log_note(results: RunResults) -> str:
     if not logged:
         return ""
     if all(rows > 0 for rows in logged):
-        return f" -- prediction log ON ({sum(logged):,} rows stored by the '+log' servers)"
+        per_model = {s.model: s.log_rows or 0 for s in results.servers if s.log_rows is not None}
+        return (
+            f" -- prediction log ON ({sum(per_model.values()):,} rows stored by the '+log' servers)"
+        )
     return (
         " -- NOTE: the prediction log stored no rows in some '+log' runs: their figures "
         "are log-OFF (the log is not wired into `mlkeel serve` in this checkout)"
@@ -273,14 +367,19 @@ def write_json(
 # ---- main --------------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=None, help="load per cell (default 10)")
+    parser.add_argument("--seconds", type=float, default=None, help="load per cell (default 12)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per cell (default 3)")
     parser.add_argument("--quick", action="store_true", help="3 s per cell, fewer cells")
     parser.add_argument("--variants", default=None, help="only these servers, comma-separated")
     args = parser.parse_args(argv)
-    args.seconds = args.seconds or (3.0 if args.quick else 10.0)
+    args.seconds = args.seconds or (3.0 if args.quick else 12.0)
+    args.rounds = args.rounds or (1 if args.quick else 3)
     args.warmup = 1.0 if args.quick else 2.0
     if not 1 <= args.seconds <= 120:
         parser.error("--seconds must be between 1 and 120")
+    if not 1 <= args.rounds <= 20 or args.seconds / args.rounds < 1:
+        parser.error("--rounds must be between 1 and 20, and leave a round 1 s or more")
+    args.slice = args.seconds / args.rounds
     return args
 
 
@@ -316,10 +415,11 @@ def main() -> None:
         for model in project.models.values():
             results.in_process[model.name] = measure_in_process(model, min(args.seconds, 3.0))
         clock.say("in-process figures measured")
-        for run in plan:
-            results.servers.append(run_server(run, project, root, args, clock))
+        for model in dict.fromkeys(run.model for run in plan):
+            group = [run for run in plan if run.model == model]
+            results.servers.extend(run_group(group, project, root, args, clock))
     found = targets.evaluate(results)
-    meta = {"started": stamp, "seconds": args.seconds, "quick": args.quick}
+    meta = {"started": stamp, "seconds": args.seconds, "rounds": args.rounds, "quick": args.quick}
     meta["versions"] = versions(plan)
     report.print_cells(results, CELLS)
     report.print_servers(results)
