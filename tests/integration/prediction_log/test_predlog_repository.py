@@ -5,10 +5,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlkeel.db import make_engine, upgrade
 from mlkeel.prediction_log.record import PredictionRecord
-from mlkeel.prediction_log.repository import ROWS_PER_INSERT, Label, PredictionRepository
+from mlkeel.prediction_log.repository import (
+    ROWS_PER_INSERT,
+    Label,
+    PredictionRepository,
+    _statements,
+)
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -73,6 +80,16 @@ def test_a_batch_of_many_rows_stores_each_once_and_counts_only_new_ones(
         *(f"r{i}" for i in range(many)),
         *(f"n{i}" for i in range(13)),
     }
+
+
+@given(st.integers(0, 5 * ROWS_PER_INSERT))
+def test_any_batch_is_inserted_with_statements_of_a_few_sizes(rows: int) -> None:
+    # sqlite3 keeps every distinct statement it compiled: one per batch size grew RSS by MBs.
+    plan = _statements(rows)
+
+    assert sum(size * count for size, count in plan) == rows
+    assert {size for size, _ in plan} <= {ROWS_PER_INSERT, *(1 << bit for bit in range(9))}
+    assert len(plan) <= 10
 
 
 def test_labels_attach_to_served_rows_and_unknown_ids_come_back(
