@@ -237,12 +237,12 @@ def _feeds_arrays(served: ServedModel, examples: list[Rows]) -> bool:
         return False
     if list(getattr(model, "feature_names_in_", ())) != validator.names:
         return False
-    frame, array = served._input(examples), replace(served, wants_frame=False)._input(examples)
-    methods = _outputs(model)
-    expected = [getattr(model, method)(frame) for method in methods]
     first = _first_step(model)
     if "feature_names_in_" not in vars(first):
         return False
+    frame, array = served._input(examples), replace(served, wants_frame=False)._input(examples)
+    methods = _outputs(model)
+    expected = [getattr(model, method)(frame) for method in methods]
     names = first.__dict__.pop("feature_names_in_")
     try:
         with warnings.catch_warnings(record=True) as caught:
