@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain, compress, repeat
@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from mlkeel.monitoring.edge_counts import EdgeCounter, Grid, grid_for
+from mlkeel.monitoring.scratch import SCRATCH
 from mlkeel.prediction_log.record import (
     MISSING,
     UNLISTED,
@@ -73,6 +75,7 @@ LATENCY_BINS = 232  # 0.1 ms * 10**(232/40) ~ 63 s; plus one bin below and one a
 # Numeric columns are buffered as float blocks and binned together once this many rows wait
 # (or on any read): sorting and binary searches then cost per 8,192 rows, not per batch.
 SETTLE_ROWS = 8192
+CHUNK_VALUES = 40_960  # values a settle folds at a time: 320 KiB a float buffer
 _PREDICTION_NAME = "\x00prediction"  # the output's key in per-column caches; no feature's name
 
 SummaryKey = tuple[str, int, str, int]  # model, version, variant, hour (epoch seconds)
@@ -265,16 +268,14 @@ class CategoricalSummary:
 ColumnSummary = NumericSummary | CategoricalSummary
 
 
-@dataclass
+@dataclass(frozen=True)
 class _NumericPlan:
-    """How to bin one numeric column: a searchsorted query of [min, inner edges, max+], and
-    the query rounded to float32 (the fold sorts float32 copies: see ``_positions``)."""
+    """How to bin one numeric column: the points to count values below, [min, inner edges,
+    max+], and their grid (None: the column is sorted instead; see ``edge_counts``)."""
 
     query: FloatArray
-    query32: npt.NDArray[np.float32]
-    rounded_down: npt.NDArray[np.bool_]  # query32 < query
+    grid: Grid | None
     edges_id: str
-    wide: bool = False  # values rounded onto edges once: this column sorts float64 from then
 
 
 class Summary:
@@ -309,6 +310,7 @@ class Summary:
         self._features: dict[str, ColumnSummary] = {}
         self._prediction: ColumnSummary | None = None
         self._numeric_plans: dict[str, _NumericPlan | None] = {}
+        self._counters: dict[tuple[str, ...], _Counting | None] = {}
         self._known: dict[str, frozenset[str] | None] = {}
         self._kinds: dict[str, Kind] = {}  # kinds inferred from values (no baseline)
         self._pending: list[tuple[tuple[str, ...], FloatArray]] = []
@@ -338,20 +340,20 @@ class Summary:
         for names, block in self._pending:
             blocks.setdefault(names, []).append(block)
         self._pending, self._pending_rows = [], 0
-        for names, parts in blocks.items():
-            matrix = parts[0] if len(parts) == 1 else np.concatenate(parts)  # rows x features
+        for names, parts in blocks.items():  # parts: rows x features each
             numeric = []
             for index, name in enumerate(names):
                 state = self._state(name)
                 if isinstance(state, CategoricalSummary):
                     # Buffered before any value showed the kind: all of them were missing.
-                    state.missing += matrix.shape[0]
+                    state.missing += sum(map(len, parts))
                 else:
                     numeric.append(index)
             if len(numeric) < len(names):
-                names, matrix = tuple(names[i] for i in numeric), matrix[:, numeric]
+                names, parts = tuple(names[i] for i in numeric), [p[:, numeric] for p in parts]
             states = [self._numeric_state(name) for name in names]
-            _fold_numeric(states, [self._plan_for(name) for name in names], matrix)
+            plans = [self._plan_for(name) for name in names]
+            _fold_numeric(states, plans, self._counter(names, plans), parts)
 
     # ---- folding -------------------------------------------------------------------------
     def count_errors(self, n: int = 1) -> None:
@@ -518,6 +520,14 @@ class Summary:
         if name not in self._numeric_plans:
             self._numeric_plans[name] = _plan(self._profile(name))
         return self._numeric_plans[name]
+
+    def _counter(
+        self, names: tuple[str, ...], plans: list[_NumericPlan | None]
+    ) -> _Counting | None:
+        """The edge counting of these columns (kept: the same columns settle every time)."""
+        if names not in self._counters:
+            self._counters[names] = _counting(plans)
+        return self._counters[names]
 
     # ---- merging and storage -------------------------------------------------------------
     def merge(self, other: Summary) -> None:
@@ -881,34 +891,58 @@ def _to_float(value: Any) -> float:
 
 
 # ---- numeric folding ---------------------------------------------------------------------
-def _fold_numeric(
-    states: list[NumericSummary], plans: list[_NumericPlan | None], values: FloatArray
-) -> None:
-    """Fold a (rows x features) float matrix into one state per column of it, vectorised.
+@dataclass(frozen=True)
+class _Counting:
+    """Which columns of a settled matrix are counted on their grids, and their counter."""
 
-    One sort per binned feature (NaN sorts last, infinities at the ends) answers the bins and
-    the range checks with one binary search per edge instead of one per value.
+    columns: list[int]
+    counter: EdgeCounter
+
+
+def _counting(plans: Sequence[_NumericPlan | None]) -> _Counting | None:
+    chosen = [
+        (j, plan.query, plan.grid)
+        for j, plan in enumerate(plans)
+        if plan is not None and plan.grid is not None
+    ]
+    if not chosen:
+        return None
+    columns, queries, grids = zip(*chosen, strict=True)
+    return _Counting(list(columns), EdgeCounter(queries, grids))
+
+
+def _fold_numeric(
+    states: list[NumericSummary],
+    plans: list[_NumericPlan | None],
+    counting: _Counting | None,
+    parts: list[FloatArray],
+) -> None:
+    """Fold (rows x features) float matrices into one state per column of them, vectorised.
+
+    Parts are folded CHUNK_VALUES values at a time, transposed (a column's values contiguous)
+    into ``SCRATCH`` buffers: the large temporaries stay in cache and never fault fresh pages.
+    A settle of 8,192 x 21 between 1,000-record SQLite inserts, as the writer runs it: 2.8-3.7
+    ms and 43 page faults, against 7.4-8.9 ms and ~940 faults for the whole-matrix float32
+    sort this replaced.
     """
-    rows = values.shape[0]
-    finite_mask = np.isfinite(values)
-    if finite_mask.all():
-        present = finite = np.full(len(states), rows, dtype=np.int64)
-        means = values.mean(axis=0)
-        deviations = values - means
-        lows, highs = values.min(axis=0), values.max(axis=0)
-    else:
-        present = rows - np.isnan(values).sum(axis=0)
-        finite = finite_mask.sum(axis=0)
-        means = np.where(finite_mask, values, 0.0).sum(axis=0) / np.maximum(finite, 1)
-        deviations = np.where(finite_mask, values - means, 0.0)
-        lows = np.where(finite_mask, values, np.inf).min(axis=0)
-        highs = np.where(finite_mask, values, -np.inf).max(axis=0)
-    m2s = np.einsum("ij,ij->j", deviations, deviations)
-    narrowed = [j for j, plan in enumerate(plans) if plan is not None and not plan.wide]
-    sorted32 = _sorted32(values, narrowed)
+    width = len(states)
+    moments = _Moments(width)
+    counts = None
+    for chunk in _chunks(parts, max(1, CHUNK_VALUES // max(width, 1))):
+        block = SCRATCH.array("block", (width, sum(map(len, chunk))), np.float64)
+        np.concatenate([part.T for part in chunk], axis=1, out=block)  # features x rows
+        has_nan = moments.add(block)
+        if counting is not None:
+            whole = len(counting.columns) == width
+            found = counting.counter.count(block if whole else block[counting.columns], has_nan)
+            counts = found if counts is None else counts + found
+    below: dict[int, IntArray] = {}
+    if counting is not None and counts is not None:
+        below = dict(zip(counting.columns, counting.counter.below(counts), strict=True))
+    rows = sum(map(len, parts))
     columns = zip(
-        states, plans, present.tolist(), finite.tolist(), means.tolist(), m2s.tolist(),
-        lows.tolist(), highs.tolist(), strict=True,
+        states, plans, moments.present.tolist(), moments.finite.tolist(), moments.mean.tolist(),
+        moments.m2.tolist(), moments.low.tolist(), moments.high.tolist(), strict=True,
     )  # fmt: skip
     for j, (state, plan, n_present, n_finite, mean, m2, low, high) in enumerate(columns):
         state.add_moments(n_finite, mean, m2)
@@ -918,49 +952,85 @@ def _fold_numeric(
         state.min = min(state.min, low)
         state.max = max(state.max, high)
         if plan is not None:
-            _bin(state, plan, _positions(plan, sorted32.get(j), values[:, j]), n_present)
+            positions = below.get(j)
+            if positions is None:  # no grid: sorted (NaN sorts last, past every edge)
+                column = np.sort(np.concatenate([part[:, j] for part in parts]))
+                positions = column.searchsorted(plan.query, side="left")
+            _bin(state, plan, positions, n_present)
 
 
-def _sorted32(
-    values: FloatArray, columns: list[int]
-) -> dict[int, tuple[npt.NDArray[np.float32], bool]]:
-    """Per column, its values as float32, sorted, and whether rounding left them unchanged."""
-    if not columns:
-        return {}
-    wide = values if len(columns) == values.shape[1] else values[:, columns]
-    with np.errstate(over="ignore"):  # beyond float32's range is infinity: still in order
-        narrow = wide.astype(np.float32)
-    exact = ((narrow == wide) | np.isnan(wide)).all(axis=0).tolist()
-    ordered = np.ascontiguousarray(narrow.T)  # each column's values contiguous, to sort
-    ordered.sort(axis=1)
-    return dict(zip(columns, zip(ordered, exact, strict=True), strict=True))
+def _chunks(parts: list[FloatArray], rows: int) -> Iterator[list[FloatArray]]:
+    """The parts' rows in runs of `rows` (the last one shorter), cut and grouped as needed."""
+    run: list[FloatArray] = []
+    room = rows
+    for part in parts:
+        start = 0
+        while start < len(part):
+            piece = part[start : start + room]
+            run.append(piece)
+            start += len(piece)
+            room -= len(piece)
+            if room == 0:
+                yield run
+                run, room = [], rows
+    if run:
+        yield run
 
 
-def _positions(
-    plan: _NumericPlan,
-    sorted32: tuple[npt.NDArray[np.float32], bool] | None,
-    values: FloatArray,
-) -> Any:
-    """How many of `values` lie below each query point, from their sorted float32 copy
-    (with whether every value is a float32, as integers up to 2**24 are) when there is one.
+class _Moments:
+    """Per column: values present, finite, and the finite values' mean, M2, min and max,
+    merged block after block (Chan et al., vectorised over the columns)."""
 
-    Sorting float32 costs about half as much as float64 here, and the counts stay exact:
-    rounding is monotonic, so a value and a query point that round apart compare as they did
-    before rounding. A value that rounds onto a query point equals it when the values are
-    float32 (an integer feature whose values hit the edges): it is below the point iff the
-    point rounded down. Otherwise (values of few decimals that repeat the training data's
-    edges, large integers) the float64 values are sorted, now and for the plan's later folds.
-    """
-    if sorted32 is not None:
-        ordered32, exact = sorted32
-        below = ordered32.searchsorted(plan.query32, side="left")
-        upto = ordered32.searchsorted(plan.query32, side="right")
-        if (upto == below).all():
-            return below
-        if exact:
-            return np.where(plan.rounded_down, upto, below)
-        plan.wide = True
-    return np.sort(values).searchsorted(plan.query, side="left")
+    def __init__(self, width: int) -> None:
+        self.present = np.zeros(width, dtype=np.int64)
+        self.finite = np.zeros(width, dtype=np.int64)
+        self.mean = np.zeros(width)
+        self.m2 = np.zeros(width)
+        self.low = np.full(width, np.inf)
+        self.high = np.full(width, -np.inf)
+
+    def add(self, block: FloatArray) -> bool:
+        """Fold a (columns x rows) block; return whether any of its values is NaN.
+
+        Its large temporary is the ``SCRATCH`` buffer ``work``."""
+        rows = block.shape[1]
+        work = SCRATCH.array("work", block.shape, np.float64)
+        finite_mask = np.isfinite(block)
+        if finite_mask.all():
+            has_nan = False
+            present = finite = np.full(block.shape[0], rows, dtype=np.int64)
+            mean = block.mean(axis=1)
+            low, high = block.min(axis=1), block.max(axis=1)
+            deviations = np.subtract(block, mean[:, np.newaxis], out=work)
+        else:
+            nan = np.isnan(block)
+            has_nan = bool(nan.any())
+            present = rows - nan.sum(axis=1)
+            finite = finite_mask.sum(axis=1)
+            outside = ~finite_mask
+            low = _masked(block, outside, np.inf, work).min(axis=1)
+            high = _masked(block, outside, -np.inf, work).max(axis=1)
+            mean = _masked(block, outside, 0.0, work).sum(axis=1) / np.maximum(finite, 1)
+            deviations = np.subtract(block, mean[:, np.newaxis], out=work)
+            deviations[outside] = 0.0
+        m2 = np.einsum("ij,ij->i", deviations, deviations)
+        total = self.finite + finite
+        share = finite / np.maximum(total, 1)  # of the merged count that this block brings
+        delta = mean - self.mean
+        self.m2 += m2 + delta * delta * self.finite * share
+        self.mean += delta * share
+        self.finite = total
+        self.present += present
+        np.minimum(self.low, low, out=self.low)
+        np.maximum(self.high, high, out=self.high)
+        return has_nan
+
+
+def _masked(block: FloatArray, outside: Any, fill: float, out: FloatArray) -> FloatArray:
+    """`block` copied into `out`, `fill` where `outside`."""
+    np.copyto(out, block)
+    out[outside] = fill
+    return out
 
 
 def _bin(state: NumericSummary, plan: _NumericPlan, positions: IntArray, present: int) -> None:
@@ -980,9 +1050,7 @@ def _plan(profile: FeatureProfile | None) -> _NumericPlan | None:
     low = -np.inf if profile.min is None else profile.min
     high = np.inf if profile.max is None else np.nextafter(profile.max, np.inf)
     query = np.concatenate(([low], np.asarray(edges[1:-1], dtype=np.float64), [high]))
-    with np.errstate(over="ignore"):
-        query32 = query.astype(np.float32)
-    return _NumericPlan(query, query32, query32 < query, edges_fingerprint(edges))
+    return _NumericPlan(query, grid_for(query), edges_fingerprint(edges))
 
 
 def _latency_counts(latency: FloatArray) -> IntArray:

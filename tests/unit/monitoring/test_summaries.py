@@ -133,25 +133,20 @@ def test_fold_bins_equal_histogram_on_the_baselines_fine_edges(baseline: Baselin
     np.testing.assert_array_equal(bins, histogram(values, profile.fine_edges))
 
 
-@pytest.mark.parametrize("float32_values", [False, True])
 def test_fold_bins_values_on_and_next_to_each_edge_like_a_float64_histogram(
-    baseline: BaselineProfile, float32_values: bool
+    baseline: BaselineProfile,
 ) -> None:
-    # The fold sorts float32 copies: a value rounding onto an edge must still count on its
-    # float64 side of it (float32 values, as integers are, take another path than others).
+    # Values share grid cells with the edges they sit on or next to: only comparing them
+    # with those edges tells their side. Folded past a chunk of rows, NaN in one chunk only.
     profile = baseline.features["age"]
     assert isinstance(profile, NumericProfile)
     assert profile.min is not None
     assert profile.max is not None
     edges = np.asarray(profile.fine_edges, dtype=np.float64)
-    if float32_values:
-        values = edges.astype(np.float32).astype(np.float64)
-    else:
-        values = np.concatenate(
-            [edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf), [np.nan]]
-        )
+    near = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])
+    values = np.concatenate([np.tile(near, 8), [np.nan]])
     summary = Summary("churn", 1, "champion", hour_of(NOON), baseline)
-    for _ in range(2):  # the second fold sorts float64 at once where the first had to
+    for _ in range(2):
         summary.fold(rows([(float(v), 1.0, "Oslo") for v in values]))
         summary.settle()
     age = numeric(summary, "age")
@@ -159,6 +154,26 @@ def test_fold_bins_values_on_and_next_to_each_edge_like_a_float64_histogram(
     np.testing.assert_array_equal(age.bins, 2 * histogram(values, profile.fine_edges))
     assert age.below == 2 * int((values < profile.min).sum())
     assert age.above == 2 * int((values > profile.max).sum())
+    assert (age.count, age.missing) == (2 * (values.size - 1), 2)
+
+
+def test_fold_bins_a_feature_whose_edges_no_grid_separates_like_a_histogram() -> None:
+    # Half the training values within 1e-6 of 0, half up to 1,000: quantile edges 1e-8 apart
+    # beside edges 20 apart, too uneven for a grid; that column is sorted instead.
+    rng = np.random.default_rng(3)
+    train = np.concatenate([rng.uniform(0, 1e-6, 2_000), rng.uniform(1, 1_000, 2_000)])
+    skewed = build_profile(pd.DataFrame({"size": train}), rng.random(4_000))
+    profile = skewed.features["size"]
+    assert isinstance(profile, NumericProfile)
+    values = np.concatenate([rng.uniform(0, 1e-6, 3_000), rng.uniform(1, 1_000, 3_000)])
+    summary = Summary("churn", 1, "champion", hour_of(NOON), skewed)
+    summary.fold([record({"size": float(v)}) for v in values])
+    state = summary.features["size"]
+    assert isinstance(state, NumericSummary)
+    assert state.bins is not None
+    np.testing.assert_array_equal(state.bins, histogram(values, profile.fine_edges))
+    assert state.mean == pytest.approx(values.mean(), rel=1e-12)
+    assert state.std == pytest.approx(values.std(), rel=1e-9)
 
 
 def test_fold_counts_values_outside_the_training_range(baseline: BaselineProfile) -> None:
