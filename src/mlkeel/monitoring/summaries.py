@@ -73,7 +73,7 @@ LATENCY_MIN_MS = 0.1
 LATENCY_BINS_PER_DECADE = 40
 LATENCY_BINS = 232  # 0.1 ms * 10**(232/40) ~ 63 s; plus one bin below and one above
 # Numeric columns are buffered as float blocks and binned together once this many rows wait
-# (or on any read): sorting and binary searches then cost per 8,192 rows, not per batch.
+# (or on any read): numpy's fixed cost per call then comes per CHUNK_VALUES, not per batch.
 SETTLE_ROWS = 8192
 CHUNK_VALUES = 40_960  # values a settle folds at a time: 320 KiB a float buffer
 _PREDICTION_NAME = "\x00prediction"  # the output's key in per-column caches; no feature's name
