@@ -248,7 +248,7 @@ def fold_bench(reference: pd.DataFrame, batches: int = 40) -> None:
             repository.insert(batch)
             insert_s += time.perf_counter() - started
             started = time.perf_counter()
-            folder.fold_requests(requested)
+            folder.fold_requests(requested, batch)  # the writer hands over its records too
             fold_s += time.perf_counter() - started
         started = time.perf_counter()
         payloads = {key: s.to_payload() for key, s in folder.take_dirty().items()}
