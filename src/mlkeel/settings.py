@@ -269,6 +269,10 @@ class ServingConfig(BaseModel):
     predict_timeout_seconds: float = Field(default=30.0, gt=0)
     # Prediction requests in progress at once per worker; beyond, 503 with Retry-After.
     max_concurrent_requests: int = Field(default=512, ge=1)
+    # uvicorn's line on stderr per request. Off: every prediction is in the prediction log and
+    # every request in /metrics already, and the line (a write per request) cost 10-15% of the
+    # throughput of one-row requests (measured, logistic regression: ~516 -> ~592 req/s).
+    access_log: bool = False
 
 
 class PredictionLogConfig(BaseModel):

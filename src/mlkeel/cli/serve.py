@@ -72,15 +72,18 @@ def serve(
 
         prediction_log = _log_for(settings, registry)
         app = create_app(settings, registry, models=specs, prediction_log=prediction_log)
-        uvicorn.run(app, host=host, port=port, log_config=log_config())
+        uvicorn.run(
+            app, host=host, port=port, log_config=log_config(), access_log=config.access_log
+        )
         return
     import os
 
     os.environ[PROJECT_VARIABLE] = str(settings.project_dir)
     os.environ[MODELS_VARIABLE] = json.dumps([vars(spec) for spec in specs])
     uvicorn.run(
-        FACTORY, factory=True, host=host, port=port, workers=workers, log_config=log_config()
-    )
+        FACTORY, factory=True, host=host, port=port, workers=workers, log_config=log_config(),
+        access_log=config.access_log,
+    )  # fmt: skip
 
 
 def _announce(registry: Registry, spec: ModelSpec) -> None:
