@@ -12,12 +12,14 @@ stays flat at 1M), then ``compare`` judges the merged summary. Also shown: ``com
 on the raw samples, and how plain KS / chi-square p < 0.05 does on the clean columns.
 
 The fold benchmark folds 1,000-record batches and inserts the same batches into a SQLite
-prediction log (WAL, the writer's ``executemany``), alternating, and reports the ratio.
+prediction log (WAL, the writer's ``executemany``) and, when a server answers on
+127.0.0.1:5432, a PostgreSQL one (``COPY``), alternating, and reports the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 import uuid
@@ -55,6 +57,7 @@ LEVEL_CODES = {level: code for code, level in enumerate(sorted(LEVELS))}  # the 
 # The layout every request shares (serving's validator keeps one per model version).
 LAYOUT = ColumnLayout(tuple(NUMERIC), tuple(CATEGORICAL), (tuple(sorted(LEVELS)),) * 5)
 CHUNK = 10_000
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
 Draw = Callable[[np.random.Generator, int], np.ndarray]
@@ -226,7 +229,8 @@ def plain_false_alarms(reference: pd.DataFrame, current: pd.DataFrame) -> int:
 
 
 def fold_bench(reference: pd.DataFrame, batches: int = 40) -> None:
-    """Fold vs insert of the same 1,000-record batches, alternating (same machine load)."""
+    """Fold vs insert of the same 1,000-record batches, alternating (same machine load): into
+    SQLite, and into PostgreSQL (COPY) when a server answers on 127.0.0.1:5432."""
     from mlkeel.db import make_engine, upgrade
     from mlkeel.prediction_log.repository import PredictionRepository
 
@@ -237,36 +241,71 @@ def fold_bench(reference: pd.DataFrame, batches: int = 40) -> None:
     logged = [requests(frame, 0, rng.lognormal(1.0, 0.7, BATCH)) for frame in frames]
     prepared = [[request.records[0] for request in batch] for batch in logged]
     folder = SummaryFolder(lambda model, version: profile)
-    with tempfile.TemporaryDirectory() as directory:
-        engine = make_engine(f"sqlite:///{Path(directory) / 'bench.db'}")
-        upgrade(engine)
-        repository = PredictionRepository(engine)
+    with tempfile.TemporaryDirectory() as directory, postgres_database() as postgres:
+        urls = {"SQLite": f"sqlite:///{Path(directory) / 'bench.db'}"}
+        if postgres is not None:
+            urls["PostgreSQL"] = postgres
+        repositories = {}
+        for backend, url in urls.items():
+            engine = make_engine(url)
+            upgrade(engine)
+            repositories[backend] = PredictionRepository(engine)
         folder.fold_requests(logged[0])  # warm-up: plans, imports
-        insert_s = fold_s = 0.0
+        insert_s = dict.fromkeys(urls, 0.0)
+        fold_s = 0.0
         for batch, requested in zip(prepared[1:], logged[1:], strict=True):
-            started = time.perf_counter()
-            repository.insert(batch)
-            insert_s += time.perf_counter() - started
+            for backend, repository in repositories.items():
+                started = time.perf_counter()
+                repository.insert(batch)
+                insert_s[backend] += time.perf_counter() - started
             started = time.perf_counter()
             folder.fold_requests(requested, batch)  # the writer hands over its records too
             fold_s += time.perf_counter() - started
         started = time.perf_counter()
         payloads = {key: s.to_payload() for key, s in folder.take_dirty().items()}
         payload_s = time.perf_counter() - started
-        engine.dispose()
+        for repository in repositories.values():
+            repository.engine.dispose()
         writer_rate = writer_throughput(prepared, Path(directory))
     n = (len(prepared) - 1) * BATCH
     print(
         f"fold: {fold_s / n * 1e6 * BATCH:,.0f} µs per 1,000 records ({n / fold_s:,.0f} records/s)"
-        f"; SQLite insert: {insert_s / n * 1e6 * BATCH:,.0f} µs per 1,000 "
-        f"({n / insert_s:,.0f} records/s); fold/insert = {fold_s / insert_s:.1%}; "
-        f"to_payload of the hour's summary: {payload_s * 1e3:.2f} ms "
+        f"; to_payload of the hour's summary: {payload_s * 1e3:.2f} ms "
         f"({len(str(payloads)) // 1024} KiB as text)"
     )
+    for backend, seconds in insert_s.items():
+        print(
+            f"  {backend} insert: {seconds / n * 1e6 * BATCH:,.0f} µs per 1,000 "
+            f"({n / seconds:,.0f} records/s); fold/insert = {fold_s / seconds:.1%}"
+        )
+    if postgres is None:
+        print("  PostgreSQL: no server on 127.0.0.1:5432, not measured")
     print(
         f"writer (queue, thread, SQLite) end to end: {writer_rate:,.0f} records/s; folding "
         f"would add {writer_rate * fold_s / n:.1%} to its time"
     )
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str | None]:
+    """A scratch database on the local PostgreSQL server (dropped after), or None without one."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"mlkeel_fold_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError:
+        admin.dispose()
+        yield None
+        return
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def writer_throughput(batches: list[list[PredictionRecord]], directory: Path) -> float:
