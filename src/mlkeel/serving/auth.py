@@ -1,7 +1,9 @@
 """Bearer-token checks for the server's routes: 401 without a token, 403 with a wrong one.
 
 Tokens are compared in constant time and never echoed; a route is open when its token is
-not configured.
+not configured. The dependencies are coroutines: FastAPI runs a plain function dependency in
+its threadpool, a thread round trip per request for a header check (measured, one-row
+requests, logistic regression, c8, alternated: ~500 -> ~590 req/s).
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ def check_bearer(request: Request, expected: SecretStr | None, role: str) -> Non
         raise ForbiddenError(f"the {role} token is not valid", field="header.authorization")
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     """FastAPI dependency: the admin token, when one is configured."""
     check_bearer(request, request.app.state.settings.admin_token, "admin")
 
 
-def require_predict(request: Request) -> None:
+async def require_predict(request: Request) -> None:
     """FastAPI dependency: the predict token, when one is configured."""
     check_bearer(request, request.app.state.settings.predict_token, "predict")
