@@ -5,6 +5,7 @@ Every update happens on the event loop; `/metrics` renders the registry as text.
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -111,8 +112,8 @@ class ServingMetrics:
         if variant == "shadow":  # never answered: kept out of the served distributions
             return
         if classes:
-            labels, counts = np.unique(np.asarray(predictions, dtype=str), return_counts=True)
-            for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
+            # A Counter of the labels' strings: 1 µs for one row where np.unique took 7.
+            for label, count in collections.Counter(map(str, predictions)).items():
                 self.classes.labels(model, label).inc(count)
         else:
             self.values.observe(model, predictions)
