@@ -47,7 +47,7 @@ class Grid:
 def grid_for(edges: FloatArray) -> Grid | None:
     """The grid of sorted, finite `edges` (at least one), or None when they cannot have one.
 
-    The grid spans the inner edges when there are more than two, so a training outlier at
+    The grid spans the inner edges when there are at least two, so a training outlier at
     either end (the first and last edges are the training min and max) does not stretch it.
     """
     if edges.size == 0 or not np.isfinite(edges).all():
