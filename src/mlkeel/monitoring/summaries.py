@@ -928,13 +928,13 @@ def _fold_numeric(
     width = len(states)
     moments = _Moments(width)
     counts = None
+    some = counting is not None and len(counting.columns) < width  # count only those rows
     for chunk in _chunks(parts, max(1, CHUNK_VALUES // max(width, 1))):
         block = SCRATCH.array("block", (width, sum(map(len, chunk))), np.float64)
         np.concatenate([part.T for part in chunk], axis=1, out=block)  # features x rows
         has_nan = moments.add(block)
         if counting is not None:
-            whole = len(counting.columns) == width
-            found = counting.counter.count(block if whole else block[counting.columns], has_nan)
+            found = counting.counter.count(block[counting.columns] if some else block, has_nan)
             counts = found if counts is None else counts + found
     below: dict[int, IntArray] = {}
     if counting is not None and counts is not None:
