@@ -15,7 +15,8 @@ Peak RSS is each server's over its whole life. Each cell also reports the server
 CPU used by processes outside the benchmark. mlkeel starts before `mlflow models serve`, which
 writes a ``registered_model_meta`` file into the model's artifact folder, after which mlkeel's
 digest check refuses the model. The in-process ``predict_proba`` rate on 1,000-row batches
-gives the physical limit.
+gives the physical limit; the same after decoding the JSON body and validating it (mlkeel's
+own validator) gives the most any server taking JSON rows can reach, before HTTP and the log.
 
 Prints a table per cell, the servers' start and memory, the issue's targets with PASS/FAIL,
 and the versions; writes everything to bench/results/serving-<timestamp>.json. Needs ``wrk``
@@ -283,7 +284,11 @@ def count_logged(database: Path) -> int:
 def measure_in_process(model: RegisteredModel, seconds: float) -> InProcess:
     import pickle
 
+    import orjson
     import pandas as pd
+
+    from mlkeel.schema import InputSchema
+    from mlkeel.serving.validation import Validator
 
     with model.pickle_path.open("rb") as handle:
         estimator = pickle.load(handle)  # noqa: S301  # our own registered model
@@ -292,13 +297,23 @@ def measure_in_process(model: RegisteredModel, seconds: float) -> InProcess:
     frame = pd.DataFrame(batch, columns=features)
     one = frame.iloc[:1]
     proba = _calls_per_s(lambda: estimator.predict_proba(frame), seconds) * 1000
-    both = _calls_per_s(lambda: (estimator.predict(frame), estimator.predict_proba(frame)), seconds)
+    # What a server must do for a 1,000-row request before HTTP and the log: decode the
+    # body, check it against the schema, predict. Its rate caps the 1,000-row target.
+    schema_file = model.pickle_path.parent / "input_schema.json"
+    validator = Validator(InputSchema.from_dict(json.loads(schema_file.read_text())), len(batch))
+    body = json.dumps({"instances": batch}).encode()
+
+    def decode_check_predict() -> object:
+        rows = validator.records(orjson.loads(body)["instances"], "instances")
+        return estimator.predict_proba(pd.DataFrame(rows.matrix, columns=features, copy=False))
+
+    served = _calls_per_s(decode_check_predict, seconds) * 1000
     single = []
     for _ in range(50):
         started = time.perf_counter()
         estimator.predict_proba(one)
         single.append((time.perf_counter() - started) * 1000)
-    return InProcess(model.name, proba, both * 1000, statistics.median(single))
+    return InProcess(model.name, proba, served, statistics.median(single))
 
 
 def _calls_per_s(call: Callable[[], object], seconds: float) -> float:

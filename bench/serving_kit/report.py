@@ -87,7 +87,9 @@ def print_in_process(results: RunResults) -> None:
     for p in results.in_process.values():
         print(
             f"  {p.model}: predict_proba {p.proba_rows_per_s:,.0f} rows/s in 1,000-row batches; "
-            f"predict + predict_proba {p.predict_and_proba_rows_per_s:,.0f} rows/s; "
+            f"decoded from JSON, validated and predicted {p.decode_check_proba_rows_per_s:,.0f} "
+            f"rows/s ({p.decode_check_proba_rows_per_s / p.proba_rows_per_s:.2f}x: the most a "
+            "server can reach before HTTP and the log); "
             f"one row {p.single_row_proba_ms:.2f} ms"
         )
 

@@ -84,7 +84,7 @@ class InProcess:
 
     model: str
     proba_rows_per_s: float  # predict_proba on 1,000-row DataFrames
-    predict_and_proba_rows_per_s: float  # predict + predict_proba, as mlkeel's server calls
+    decode_check_proba_rows_per_s: float  # the same after orjson decoding and validation
     single_row_proba_ms: float  # median predict_proba of one row
 
 

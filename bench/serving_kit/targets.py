@@ -113,7 +113,9 @@ def _physical(name: str, results: RunResults, ours: str) -> Target:
     limit = results.in_process.get("rf")
     ratio = mine.rows_per_s / limit.proba_rows_per_s if mine and limit else None
     detail = (
-        f"{mine.rows_per_s:,.0f} vs {limit.proba_rows_per_s:,.0f} rows/s"
+        f"{mine.rows_per_s:,.0f} vs {limit.proba_rows_per_s:,.0f} rows/s; decoding and "
+        f"validation alone cap it at "
+        f"{limit.decode_check_proba_rows_per_s / limit.proba_rows_per_s:.2f}x"
         if mine and limit
         else "not run"
     )
