@@ -23,6 +23,7 @@ from mlkeel.monitoring.summaries import (
     NumericSummary,
     Summary,
     SummaryFolder,
+    _plan,
     hour_of,
     latency_edges,
 )
@@ -165,6 +166,7 @@ def test_fold_bins_a_feature_whose_edges_no_grid_separates_like_a_histogram() ->
     skewed = build_profile(pd.DataFrame({"size": train}), rng.random(4_000))
     profile = skewed.features["size"]
     assert isinstance(profile, NumericProfile)
+    assert _plan(profile).grid is None  # type: ignore[union-attr]  # the sorted path
     values = np.concatenate([rng.uniform(0, 1e-6, 3_000), rng.uniform(1, 1_000, 3_000)])
     summary = Summary("churn", 1, "champion", hour_of(NOON), skewed)
     summary.fold([record({"size": float(v)}) for v in values])
